@@ -1,0 +1,1 @@
+"""NIfTI -> Zarr v3 slice stores, and the embedded MNI152 phantom cohort."""
