@@ -1,0 +1,99 @@
+"""Axial slice stacks, in-plane resizing, brain masks and the choice of slices.
+
+Convention: a RAS volume [X, Y, Z] becomes an axial stack [Z, H, W]: rows run anterior (row 0)
+to posterior (-Y), columns run from the subject's left to right (+X, neurological view).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+AUTO_MIN_BRAIN_FRACTION = 0.1
+"""``--slices auto`` keeps axial slices whose brain area is >= this fraction of the largest one."""
+
+
+def axial_stack(volume: np.ndarray) -> np.ndarray:
+    """RAS volume [X, Y, Z] -> axial slices [Z, H, W] (H = Y reversed: anterior at the top, W = X)."""
+    return np.ascontiguousarray(np.transpose(volume, (2, 1, 0))[:, ::-1, :])
+
+
+def padded_plane(height: int, width: int, size: tuple[int, int]) -> tuple[int, int]:
+    """Smallest in-plane shape >= (height, width) with the aspect ratio of ``size``."""
+    target_h, target_w = size
+    if height * target_w >= width * target_h:
+        return height, max(width, int(round(height * target_w / target_h)))
+    return max(height, int(round(width * target_h / target_w))), width
+
+
+def fit_in_plane(stack: np.ndarray, size: tuple[int, int], order: int) -> np.ndarray:
+    """Zero-pad [Z, h, w] symmetrically to the aspect ratio of ``size``, then zoom to [Z, H, W].
+
+    ``order`` 1 (linear) for images, 0 (nearest) for labels and masks. Nothing is cropped, so
+    the whole field of view (and the whole brain) is kept at the same scale for every subject
+    of one acquisition grid.
+    """
+    depth, height, width = stack.shape
+    padded_h, padded_w = padded_plane(height, width, size)
+    top, left = (padded_h - height) // 2, (padded_w - width) // 2
+    padded = np.zeros((depth, padded_h, padded_w), dtype=stack.dtype)
+    padded[:, top:top + height, left:left + width] = stack
+    factors = (1.0, size[0] / padded_h, size[1] / padded_w)
+    zoomed = ndimage.zoom(padded, factors, order=order, mode="nearest", grid_mode=False)
+    # zoom rounds its output shape; fix an off-by-one so every subject has exactly ``size``
+    out = np.zeros((depth, *size), dtype=stack.dtype)
+    h, w = min(size[0], zoomed.shape[1]), min(size[1], zoomed.shape[2])
+    out[:, :h, :w] = zoomed[:, :h, :w]
+    return out
+
+
+def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold of a 1-D sample (maximises the between-class variance)."""
+    histogram, edges = np.histogram(values, bins=bins)
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight_low = np.cumsum(histogram)
+    weight_high = weight_low[-1] - weight_low
+    sum_low = np.cumsum(histogram * centres)
+    mean_low = sum_low / np.maximum(weight_low, 1)
+    mean_high = (sum_low[-1] - sum_low) / np.maximum(weight_high, 1)
+    between = weight_low * weight_high * (mean_low - mean_high) ** 2
+    return float(centres[int(np.argmax(between))])
+
+
+def brain_mask(images: dict[str, np.ndarray], tissue: np.ndarray | None) -> np.ndarray:
+    """Brain mask [X, Y, Z] bool: the tissue map's non-zero voxels when given, else estimated.
+
+    Estimate: each modality scaled by its 99th percentile, averaged, thresholded at Otsu's
+    level; holes filled and the largest connected component kept.
+    """
+    if tissue is not None:
+        return tissue > 0
+    scaled = [v / max(float(np.percentile(v[v > 0], 99)) if np.any(v > 0) else 1.0, 1e-12)
+              for v in images.values()]
+    mean = np.mean(scaled, axis=0)
+    mask = mean > otsu_threshold(mean[mean > 0] if np.any(mean > 0) else mean.ravel())
+    labelled, count = ndimage.label(mask)
+    if count > 1:
+        sizes = ndimage.sum_labels(mask, labelled, index=np.arange(1, count + 1))
+        mask = labelled == (1 + int(np.argmax(sizes)))
+    return ndimage.binary_fill_holes(mask)
+
+
+def choose_slices(mask_stack: np.ndarray, slices: tuple[int, int] | None) -> np.ndarray:
+    """Indices (into the axial stack [Z, H, W]) of the slices to keep.
+
+    ``None`` (auto): slices whose brain area >= ``AUTO_MIN_BRAIN_FRACTION`` of the largest.
+    ``(a, b)``: slices a..b-1, which must lie inside the volume.
+    """
+    depth = mask_stack.shape[0]
+    if slices is not None:
+        start, stop = slices
+        if stop > depth:
+            raise ValueError(f"--slices {start}:{stop} exceeds the volume's {depth} axial slices")
+        return np.arange(start, stop)
+    area = mask_stack.reshape(depth, -1).sum(axis=1)
+    if area.max() == 0:
+        raise ValueError("brain mask is empty")
+    kept = np.flatnonzero(area >= AUTO_MIN_BRAIN_FRACTION * area.max())
+    # one contiguous range, so neighbouring stored slices are neighbours in the volume (context)
+    return np.arange(kept[0], kept[-1] + 1)

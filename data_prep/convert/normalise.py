@@ -1,0 +1,110 @@
+"""Intensity normalisation inside the brain mask, computed on the whole 3-D volume.
+
+Every method sets voxels outside the mask to 0 and returns the statistics it applied, which
+the store records per subject and modality.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.cluster import KMeans
+
+METHODS = ("zscore", "wm-median", "minmax")
+
+VALUE_RANGES: dict[str, tuple[float, float]] = {
+    "zscore": (-5.0, 5.0),
+    "wm-median": (0.0, 1.0),
+    "minmax": (0.0, 1.0),
+}
+"""Fixed value range of each method (values are clipped to it; metrics use it as data range)."""
+
+WM_MEDIAN_TARGET: dict[str, float] = {"t2": 1 / 7, "t1gd": 1 / 5, "flair": 1 / 3, "t1": 1 / 3,
+                                      "us": 1 / 3, "pet": 1 / 3}
+"""White-matter median after ``wm-median`` (MMHVAE paper, data harmonisation: T2 1/7, ceT1 1/5,
+FLAIR 1/3). T1, US and PET are not in the paper: ours, 1/3."""
+
+WM_CLASS_RANK: dict[str, int] = {"t1": 2, "t1gd": 2, "t2": 0, "flair": 1}
+"""Without a tissue map, WM is estimated as one of 3 intensity classes (k-means in the brain):
+0 darkest, 1 middle, 2 brightest. T1/T1gd are used first (WM brightest) for all modalities."""
+
+MINMAX_PERCENTILES = (0.5, 99.5)
+
+
+def zscore(volume: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, dict]:
+    """(x - mean) / std over the mask, clipped to [-5, 5] (disentanglement paper: brain z-scores)."""
+    inside = volume[mask]
+    mean, std = float(inside.mean()), float(inside.std())
+    if std == 0:
+        raise ValueError("constant intensity inside the brain mask")
+    out = np.clip((volume - mean) / std, *VALUE_RANGES["zscore"])
+    return np.where(mask, out, 0.0).astype(np.float32), {"mean": mean, "std": std}
+
+
+def minmax(volume: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Linear map of the 0.5th..99.5th percentile in the mask to [0, 1], clipped."""
+    low, high = (float(v) for v in np.percentile(volume[mask], MINMAX_PERCENTILES))
+    if high <= low:
+        raise ValueError("constant intensity inside the brain mask")
+    out = np.clip((volume - low) / (high - low), 0.0, 1.0)
+    return np.where(mask, out, 0.0).astype(np.float32), {"low": low, "high": high}
+
+
+def wm_median(volume: np.ndarray, mask: np.ndarray, white_matter: np.ndarray, modality: str
+              ) -> tuple[np.ndarray, dict]:
+    """MMHVAE harmonisation: brain minimum -> 0, white-matter median -> ``WM_MEDIAN_TARGET``; clip [0, 1]."""
+    minimum = float(volume[mask].min())
+    median = float(np.median(volume[white_matter])) if np.any(white_matter) else float(np.median(volume[mask]))
+    if median <= minimum:
+        raise ValueError("white-matter median is not above the brain minimum")
+    target = WM_MEDIAN_TARGET.get(modality, 1 / 3)
+    out = np.clip((volume - minimum) * (target / (median - minimum)), 0.0, 1.0)
+    return np.where(mask, out, 0.0).astype(np.float32), {"min": minimum, "wm_median": median, "target": target}
+
+
+def _intensity_classes(volume: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """3-class k-means of the brain intensities -> class rank per brain voxel (0 darkest .. 2 brightest)."""
+    inside = volume[mask].astype(np.float64)
+    sample = inside[:: max(1, inside.size // 20000)].reshape(-1, 1)
+    model = KMeans(n_clusters=3, n_init=1, random_state=0).fit(sample)
+    order = np.argsort(model.cluster_centers_.ravel())
+    rank_of_cluster = np.empty(3, dtype=int)
+    rank_of_cluster[order] = np.arange(3)
+    return rank_of_cluster[model.predict(inside.reshape(-1, 1))]
+
+
+def white_matter_masks(images: dict[str, np.ndarray], mask: np.ndarray, tissue: np.ndarray | None
+                       ) -> tuple[dict[str, np.ndarray], str]:
+    """WM mask per modality [X, Y, Z] and where it came from ("tissue", "t1", "t1gd", "per-modality")."""
+    if tissue is not None:
+        white = tissue == 3
+        return {m: white for m in images}, "tissue"
+    for anchor in ("t1", "t1gd"):
+        if anchor in images:
+            white = np.zeros_like(mask)
+            white[mask] = _intensity_classes(images[anchor], mask) == 2
+            return {m: white for m in images}, anchor
+    masks = {}
+    for modality, volume in images.items():
+        white = np.zeros_like(mask)
+        if modality in WM_CLASS_RANK:
+            white[mask] = _intensity_classes(volume, mask) == WM_CLASS_RANK[modality]
+        masks[modality] = white  # empty -> the brain median is used (US, PET)
+    return masks, "per-modality"
+
+
+def normalise_subject(images: dict[str, np.ndarray], mask: np.ndarray, tissue: np.ndarray | None,
+                      method: str) -> tuple[dict[str, np.ndarray], dict]:
+    """Normalise every image of one subject; returns ({modality: volume}, {modality: stats, ...})."""
+    if method not in METHODS:
+        raise ValueError(f"normalise={method!r}: expected one of {METHODS}")
+    out, stats = {}, {}
+    if method == "wm-median":
+        white, source = white_matter_masks(images, mask, tissue)
+        stats["white_matter_from"] = source
+        for modality, volume in images.items():
+            out[modality], stats[modality] = wm_median(volume, mask, white[modality], modality)
+        return out, stats
+    function = zscore if method == "zscore" else minmax
+    for modality, volume in images.items():
+        out[modality], stats[modality] = function(volume, mask)
+    return out, stats

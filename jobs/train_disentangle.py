@@ -1,0 +1,14 @@
+"""Train the disentangle model family with Ray Train. Example (local, 2 CPU workers):
+
+    python jobs/train_disentangle.py --data data/phantom.zarr --preset tiny --epochs 5 --workers 2
+
+Under a cluster: `ray job submit -- python jobs/train_disentangle.py --data s3://... --workers 8 --gpus-per-worker 1`.
+Flags: `python jobs/train_disentangle.py --help`; README section "Training with Ray Train".
+"""
+
+import sys
+
+from raysys.train.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main("disentangle"))

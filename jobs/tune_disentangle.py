@@ -1,0 +1,15 @@
+"""Hyperparameter study of the disentangle family (Ray Tune + Optuna + ASHA, MLflow, Model Registry).
+
+    python jobs/tune_disentangle.py                      # small study on the embedded phantom cohort
+    ray job submit --address http://127.0.0.1:8265 -- python jobs/tune_disentangle.py --trials 8
+    python jobs/tune_disentangle.py --name disentangle-study-1 --resume
+
+Flags: `python jobs/tune_disentangle.py --help`; README section "Hyperparameter studies".
+"""
+
+import sys
+
+from raysys.tune.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main("disentangle"))

@@ -1,0 +1,15 @@
+"""Hyperparameter study of the mmhvae family (Ray Tune + Optuna + ASHA, MLflow, Model Registry).
+
+    python jobs/tune_mmhvae.py                      # small study on the embedded phantom cohort
+    ray job submit --address http://127.0.0.1:8265 -- python jobs/tune_mmhvae.py --trials 8
+    python jobs/tune_mmhvae.py --name mmhvae-study-1 --resume
+
+Flags: `python jobs/tune_mmhvae.py --help`; README section "Hyperparameter studies".
+"""
+
+import sys
+
+from raysys.tune.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main("mmhvae"))

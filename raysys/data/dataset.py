@@ -1,0 +1,130 @@
+"""``SliceDataset``: one item = one (subject, axial slice) with its context slices, all modalities.
+
+Item (dict of tensors; default collation adds the batch dimension B):
+    images     float32 [M, K, H, W]   K = context slices (edge slices repeated), missing = zeros
+    available  bool    [M]            after optional random hiding (>= 1 always kept)
+    mask       bool    [H, W]         brain mask of the centre slice
+    subject    int64   []             subject index in the store
+    slice      int64   []             global slice index
+    label      int64   [H, W]         centre-slice labels, only when the store has labels
+
+Zarr is opened lazily in each process (first item after construction, unpickling or fork),
+so the dataset pickles to DataLoader/Ray workers without open handles.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from . import layout
+from .store import Store, open_store
+
+DEFAULT_PRELOAD_BYTES = 256 * 2**20
+
+
+class SliceDataset(Dataset):
+    """Slices of the subjects of one split (``train``/``val``/``test``/``all``) of one fold.
+
+    ``hide_prob``: each available modality is hidden (zeroed, ``available`` False) with this
+    probability, keeping at least one; random but deterministic given (seed, epoch, index).
+    ``preload``: True reads the needed arrays into memory once per process; None (default)
+    does so when they take at most ``DEFAULT_PRELOAD_BYTES``; False always reads from Zarr.
+    """
+
+    def __init__(self, store_or_url: Store | str, split: str = "train", fold: int = 0,
+                 modalities: list[str] | tuple[str, ...] | None = None, context: int = 3,
+                 hide_prob: float = 0.0, seed: int = 0, preload: bool | None = None):
+        store = store_or_url if isinstance(store_or_url, Store) else open_store(store_or_url)
+        if context < 1 or context % 2 == 0:
+            raise ValueError(f"context={context}: must be an odd number >= 1")
+        if not 0.0 <= hide_prob < 1.0:
+            raise ValueError(f"hide_prob={hide_prob}: must be in [0, 1)")
+        chosen = list(store.modalities if modalities is None else modalities)
+        unknown = [m for m in chosen if m not in store.modalities]
+        if unknown or not chosen:
+            raise ValueError(f"modalities={chosen}: {unknown or 'empty'} not in store modalities {store.modalities}")
+        self.url = store.url
+        self.modalities = chosen
+        self.context = context
+        self.hide_prob = float(hide_prob)
+        self.seed = int(seed)
+        self.epoch = 0
+        self.has_labels = store.has_labels
+        self.value_range = store.value_range
+        self.store_id = store.store_id
+        subjects = store.split_subjects(split, fold)
+        if subjects.size == 0:
+            raise ValueError(f"split={split!r} of fold={fold} has no subjects in {store.url}")
+        columns = [store.modalities.index(m) for m in chosen]
+        self.availability = store.availability[:, columns]                      # [N, M]
+        self.subject_start = store.subject_start
+        in_split = np.isin(store.slice_subject, subjects)
+        self.slices = np.flatnonzero(in_split)                                  # global slice ids
+        self.slice_subjects = store.slice_subject[self.slices].astype(np.int64)  # per dataset index
+        names = [f"{layout.IMAGES}/{m}" for m in chosen] + [layout.MASK]
+        self._array_names = names + ([layout.LABELS] if self.has_labels else [])
+        item_bytes = sum(np.dtype(store.array(n).dtype).itemsize for n in self._array_names)
+        total = item_bytes * store.n_slices * store.size[0] * store.size[1]
+        self.preload = total <= DEFAULT_PRELOAD_BYTES if preload is None else bool(preload)
+        self._arrays: dict | None = None
+        self._pid: int | None = None
+
+    def __len__(self) -> int:
+        return int(self.slices.size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Changes the random hiding (takes effect in workers created after the call)."""
+        self.epoch = int(epoch)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_arrays"], state["_pid"] = None, None   # never ship zarr handles or preloaded copies
+        return state
+
+    def _open(self) -> dict:
+        if self._arrays is None or self._pid != os.getpid():
+            store = open_store(self.url)
+            arrays = {name: store.array(name) for name in self._array_names}
+            if self.preload:
+                arrays = {name: array[...] for name, array in arrays.items()}
+            self._arrays, self._pid = arrays, os.getpid()
+        return self._arrays
+
+    def _hidden(self, index: int, available: np.ndarray) -> np.ndarray:
+        if self.hide_prob == 0.0 or available.sum() <= 1:
+            return available
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        keep = available & (rng.random(available.size) >= self.hide_prob)
+        if not keep.any():
+            keep[rng.choice(np.flatnonzero(available))] = True
+        return keep
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        arrays = self._open()
+        g = int(self.slices[index])
+        subject = int(self.slice_subjects[index])
+        first, stop = int(self.subject_start[subject]), int(self.subject_start[subject + 1])
+        half = self.context // 2
+        lo, hi = max(first, g - half), min(stop, g + half + 1)
+        # positions of the K context slices inside the read block [lo, hi): edges repeated
+        rows = np.clip(np.arange(g - half, g + half + 1), first, stop - 1) - lo
+        available = self._hidden(index, self.availability[subject].copy())
+        height, width = arrays[layout.MASK].shape[1:]
+        images = np.zeros((len(self.modalities), self.context, height, width), dtype=np.float32)
+        for m, modality in enumerate(self.modalities):
+            if available[m]:
+                images[m] = arrays[f"{layout.IMAGES}/{modality}"][lo:hi][rows]
+        item = {
+            "images": torch.from_numpy(images),
+            "available": torch.from_numpy(available.astype(bool)),
+            "mask": torch.from_numpy(np.asarray(arrays[layout.MASK][g], dtype=bool)),
+            "subject": torch.tensor(subject, dtype=torch.int64),
+            "slice": torch.tensor(g, dtype=torch.int64),
+        }
+        if self.has_labels:
+            item["label"] = torch.from_numpy(np.asarray(arrays[layout.LABELS][g], dtype=np.int64))
+        return item

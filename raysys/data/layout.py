@@ -1,0 +1,44 @@
+"""Names shared by the store's writer (data_prep.convert) and its reader (raysys.data).
+
+Store layout (Zarr v3 group), see docs/readme/30-store.md:
+    images/<modality>  [S, H, W] float32|float16   one-slice chunks, ``shard_slices``-slice shards
+    mask               [S, H, W] bool              brain mask
+    labels             [S, H, W] uint8             tumour labels (optional)
+    tissue             [S, H, W] uint8             tissue map (optional)
+    availability       [N, M] bool                 subject x modality
+    slice_subject      [S] int32                   subject index of each slice
+    slice_z            [S] int32                   axial index in the RAS volume
+    subject_start      [N + 1] int64               slices of subject i are start[i]:start[i+1]
+    fold               [N] int8                    k-fold assignment by subject
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import zarr
+import zarr.storage
+
+STORE_VERSION = 1
+IMAGES = "images"
+MASK = "mask"
+LABELS = "labels"
+TISSUE = "tissue"
+AVAILABILITY = "availability"
+SLICE_SUBJECT = "slice_subject"
+SLICE_Z = "slice_z"
+SUBJECT_START = "subject_start"
+FOLD = "fold"
+STAGING = "_staging"
+
+
+def zarr_store(url: str, read_only: bool = False):
+    """A zarr store for a local path, ``file://`` URL or any other fsspec URL (memory://, s3://...)."""
+    url = str(url)
+    if url.startswith("file://"):
+        url = url[len("file://"):]
+    if "://" not in url:
+        if not read_only:
+            Path(url).mkdir(parents=True, exist_ok=True)
+        return zarr.storage.LocalStore(url, read_only=read_only)
+    return zarr.storage.FsspecStore.from_url(url, read_only=read_only)

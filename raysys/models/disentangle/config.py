@@ -1,0 +1,107 @@
+"""Typed config of the disentanglement family (Ouyang et al. 2021) with its two presets."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+
+@dataclasses.dataclass(frozen=True)
+class DisentangleConfig:
+    """Every knob of the model, its losses and its optimiser. Defaults = the ``paper`` preset.
+
+    Values marked "paper" are stated in the paper (sec. 4.2); "code" came from the released
+    code; "ours" is a choice the paper does not make (see docs/readme/40-disentangle.md).
+    """
+
+    # --- input -----------------------------------------------------------------------
+    image_size: tuple[int, int] = (192, 160)  # [H, W]; paper's BraTS crop
+    context: int = 3  # K adjacent slices as channels (paper 3, code 7); odd, centre = K // 2
+    data_range: tuple[float, float] = (-5.0, 5.0)  # fixed metric range; the loop sets it from the store
+    # --- anatomical encoder E^A (U-Net) ----------------------------------------------
+    unet_widths: tuple[int, ...] = (32, 64, 128, 256, 256)  # C32-C64-C128-C256-C256 (paper)
+    anatomy_channels: int = 4  # C: channels of s (paper)
+    # --- modality encoder E^M -------------------------------------------------------
+    modality_widths: tuple[int, ...] = (16, 32, 64, 128, 128)  # 3x3 stride-2 convs (paper)
+    z_dim: int = 16  # (paper)
+    # --- encoders: one pair per modality, or one CondConv pair for all ------------------
+    encoder: Literal["conv", "condconv"] = "condconv"
+    n_experts: int = 3  # CondConv experts (code)
+    # --- SPADE decoder D(s, z | target) -------------------------------------------------
+    decoder_widths: tuple[int, ...] = (128, 128, 64, 32, 16)  # FC(z) -> widths[0] x H/2^n x W/2^n (code: 128)
+    spade_hidden: int = 64  # hidden channels of each SPADE modulation net (ours)
+    decoder_head: Literal["per_target", "condconv"] = "per_target"  # how D is conditioned on the TARGET
+    # --- losses ------------------------------------------------------------------------
+    regulariser: Literal["na", "adv", "sim"] = "sim"  # Table 1 rows: +NA, +Adv, +Sim
+    lambda_c: float = 2.0  # cross-reconstruction (paper)
+    lambda_l: float = 0.1  # latent consistency, eq. (1) (paper)
+    lambda_s: float = 10.0  # similarity on f(s), eq. (2) (paper)
+    lambda_z: float = 2.0  # similarity on z, eq. (2) (paper)
+    alpha_s: float = 0.1  # margin on f(s) (paper)
+    alpha_z: float = 0.1  # margin on z (paper)
+    sim_pool: int = 16  # f = MaxPool(sim_pool x sim_pool) + flatten (code: 16)
+    lambda_adv: float = 0.1  # +Adv: weight of the encoder's fool-the-discriminator term (ours)
+    discriminator_widths: tuple[int, ...] = (32, 64, 128, 128)  # +Adv discriminator on s (ours)
+    # --- optimisation --------------------------------------------------------------------
+    lr: float = 2e-4  # (paper)
+    weight_decay: float = 1e-5  # (paper)
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam defaults (code)
+    amsgrad: bool = True  # (code)
+    discriminator_lr: float = 2e-4  # +Adv discriminator (ours)
+    plateau_factor: float = 0.1  # ReduceLROnPlateau on val psnr_cross (code: 0.1 on val cross L1)
+    plateau_patience: int = 5  # (code)
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, field: str, why: str) -> None:
+            if not ok:
+                raise ValueError(f"DisentangleConfig.{field}={getattr(self, field)!r}: {why}")
+
+        need(len(self.image_size) == 2 and all(int(v) > 0 for v in self.image_size), "image_size", "must be (H, W), positive")
+        need(self.context >= 1 and self.context % 2 == 1, "context", "must be a positive odd number (the centre slice is the target)")
+        need(len(self.data_range) == 2 and self.data_range[0] < self.data_range[1], "data_range", "must be (low, high) with low < high")
+        for field in ("unet_widths", "modality_widths", "decoder_widths"):
+            widths = getattr(self, field)
+            need(len(widths) >= 1 and all(int(w) > 0 for w in widths), field, "must be a non-empty tuple of positive ints")
+        need(self.anatomy_channels >= 2, "anatomy_channels", "must be >= 2 (softmax over channels)")
+        need(self.z_dim >= 1, "z_dim", "must be >= 1")
+        need(self.encoder in ("conv", "condconv"), "encoder", "must be 'conv' or 'condconv'")
+        need(self.decoder_head in ("per_target", "condconv"), "decoder_head", "must be 'per_target' or 'condconv'")
+        need(self.regulariser in ("na", "adv", "sim"), "regulariser", "must be 'na', 'adv' or 'sim'")
+        need(self.n_experts >= 1, "n_experts", "must be >= 1")
+        need(self.spade_hidden >= 1, "spade_hidden", "must be >= 1")
+        need(len(self.discriminator_widths) >= 1, "discriminator_widths", "must be non-empty")
+        for field in ("lambda_c", "lambda_l", "lambda_s", "lambda_z", "lambda_adv", "alpha_s", "alpha_z", "weight_decay"):
+            need(getattr(self, field) >= 0, field, "must be >= 0")
+        for field in ("lr", "discriminator_lr"):
+            need(getattr(self, field) > 0, field, "must be > 0")
+        need(0 < self.plateau_factor < 1, "plateau_factor", "must be in (0, 1)")
+        need(self.plateau_patience >= 0, "plateau_patience", "must be >= 0")
+        # Spatial sizes: every stride-2 path must land on whole pixels, f must pool whole windows.
+        for field, depth in (("unet_widths", len(self.unet_widths)), ("modality_widths", len(self.modality_widths)),
+                             ("decoder_widths", len(self.decoder_widths))):
+            stride = 2**depth
+            if any(int(v) % stride for v in self.image_size):
+                raise ValueError(
+                    f"DisentangleConfig.image_size={tuple(self.image_size)!r} must be divisible by {stride} "
+                    f"(total stride of {field} with {depth} levels)"
+                )
+        if any(int(v) % self.sim_pool for v in self.image_size) or self.sim_pool < 1:
+            raise ValueError(
+                f"DisentangleConfig.sim_pool={self.sim_pool!r}: image_size {tuple(self.image_size)!r} must be divisible by it"
+            )
+
+    @classmethod
+    def preset(cls, name: str) -> "DisentangleConfig":
+        """``"paper"``: 192x160, the paper's widths. ``"tiny"``: 64x64, narrow (CPU tests, demo)."""
+        if name == "paper":
+            return cls()
+        if name == "tiny":
+            return cls(
+                image_size=(64, 64),
+                unet_widths=(8, 16, 32, 32),
+                modality_widths=(8, 16, 32, 32),
+                decoder_widths=(32, 32, 16, 16),
+                spade_hidden=16,
+                discriminator_widths=(8, 16, 32),
+            )
+        raise ValueError(f"unknown DisentangleConfig preset {name!r}; known: ['paper', 'tiny']")

@@ -1,0 +1,182 @@
+"""DisentangleFamily: the disentanglement model plugged into the model-family interface."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from raysys.models.disentangle.config import DisentangleConfig
+from raysys.models.disentangle.discriminator import AnatomyDiscriminator
+from raysys.models.disentangle.losses import (
+    confusion_loss,
+    latent_consistency,
+    pair_l1,
+    pooled_anatomy,
+    similarity_margin_loss,
+)
+from raysys.models.disentangle.model import DisentangleModel, DisentangleOutput
+from raysys.models.family import ModelFamily, StepContext, unwrap
+from raysys.models.metrics import masked_psnr, masked_ssim
+
+AGGREGATE_METRICS = ("psnr_cross", "ssim_cross", "psnr_self", "ssim_self")
+
+
+def pair_metric_names(modalities: Sequence[str]) -> tuple[str, ...]:
+    """Per-pair / per-modality metric names. ``_to_`` instead of ``->``: MLflow rejects ``>``."""
+    names = []
+    for source in modalities:
+        for target in modalities:
+            if source != target:
+                names += [f"psnr_{source}_to_{target}", f"ssim_{source}_to_{target}"]
+    for modality in modalities:
+        names.append(f"psnr_self_{modality}")
+    return tuple(names)
+
+
+class DisentangleFamily(ModelFamily):
+    """Ouyang et al. 2021: Conv/CondConv encoders, SPADE decoder, +NA / +Adv / +Sim.
+
+    Modules: ``model`` (DisentangleModel) and, for ``regulariser == "adv"``, ``discriminator``.
+    ``metric_names`` on an instance also lists the per-pair metrics of its modalities.
+    """
+
+    name = "disentangle"
+    config_cls = DisentangleConfig
+    metric_names = AGGREGATE_METRICS
+    objective = "psnr_cross"
+    objective_mode = "max"
+    # Per-modality encoders/heads get no gradient when their modality is absent from a batch.
+    find_unused_parameters = True
+
+    def __init__(self, config: DisentangleConfig, modalities: Sequence[str]):
+        if not isinstance(config, DisentangleConfig):
+            raise TypeError(f"DisentangleFamily: config must be a DisentangleConfig, got {type(config).__name__}")
+        if len(modalities) < 2 or len(set(modalities)) != len(modalities):
+            raise ValueError(f"DisentangleFamily: modalities={list(modalities)!r} must be >= 2 distinct names")
+        super().__init__(config, modalities)
+        self.metric_names = AGGREGATE_METRICS + pair_metric_names(self.modalities)
+
+    # --- construction ---------------------------------------------------------------------
+    def build_modules(self) -> dict[str, nn.Module]:
+        modules: dict[str, nn.Module] = {"model": DisentangleModel(self.config, self.modalities)}
+        if self.config.regulariser == "adv":
+            modules["discriminator"] = AnatomyDiscriminator(
+                self.config.anatomy_channels, self.config.discriminator_widths, len(self.modalities)
+            )
+        return modules
+
+    def configure_optimizers(self, total_epochs: int, steps_per_epoch: int):
+        c = self.config
+        self.optimizers = {
+            "model": torch.optim.Adam(self.modules["model"].parameters(), lr=c.lr, betas=c.betas,
+                                      weight_decay=c.weight_decay, amsgrad=c.amsgrad)
+        }
+        if "discriminator" in self.modules:
+            self.optimizers["discriminator"] = torch.optim.Adam(
+                self.modules["discriminator"].parameters(), lr=c.discriminator_lr, betas=c.betas,
+                weight_decay=c.weight_decay, amsgrad=c.amsgrad,
+            )
+        # The released code stepped ReduceLROnPlateau on val cross-recon L1; we use val psnr_cross.
+        self.schedulers = {
+            name: torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=c.plateau_factor,
+                                                             patience=c.plateau_patience)
+            for name, opt in self.optimizers.items()
+        }
+        return self.optimizers, self.schedulers
+
+    def on_epoch_end(self, epoch: int, val_metrics: Mapping[str, float]) -> None:
+        value = val_metrics.get(self.objective)
+        if value is None or not math.isfinite(float(value)):
+            return
+        for scheduler in getattr(self, "schedulers", {}).values():
+            scheduler.step(float(value))
+
+    # --- training -------------------------------------------------------------------------------
+    def losses(self, out: DisentangleOutput, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Every weighted term of the encoder/decoder objective (``total`` is their sum)."""
+        c = self.config
+        images = batch["images"]
+        available = batch["available"].bool()
+        terms = {
+            "self": pair_l1(out.recon, images, out.pair_valid, cross=False),
+            "cross": c.lambda_c * pair_l1(out.recon, images, out.pair_valid, cross=True),
+            "latent": c.lambda_l * latent_consistency(out.z_reencoded, out.z, out.pair_valid),
+        }
+        if c.regulariser == "sim":
+            loss_s, loss_z = similarity_margin_loss(pooled_anatomy(out.s, c.sim_pool), out.z, batch["subject"],
+                                                    available, c.alpha_s, c.alpha_z)
+            terms["sim_s"] = c.lambda_s * loss_s
+            terms["sim_z"] = c.lambda_z * loss_z
+        if c.regulariser == "adv":
+            # unwrap: the encoder's step must not touch the discriminator's DDP reducer.
+            terms["adv"] = c.lambda_adv * confusion_loss(unwrap(self.modules["discriminator"])(out.anatomy_rows))
+        terms["total"] = sum(terms.values())
+        return terms
+
+    def discriminator_loss(self, out: DisentangleOutput) -> torch.Tensor:
+        """Cross-entropy of the discriminator predicting the source modality of s (detached)."""
+        logits = self.modules["discriminator"](out.anatomy_rows.detach())
+        return F.cross_entropy(logits.float(), out.row_index[:, 1])
+
+    def train_step(self, batch: Mapping[str, torch.Tensor], ctx: StepContext) -> dict[str, float]:
+        self.train(True)
+        batch = {k: v.to(ctx.device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        logs: dict[str, float] = {}
+        with ctx.autocast():
+            out: DisentangleOutput = self.modules["model"](batch["images"], batch["available"])
+        if "discriminator" in self.modules:
+            with ctx.autocast():
+                disc_loss = self.discriminator_loss(out)
+            logs["loss/discriminator"] = float(disc_loss.detach())
+            if math.isfinite(logs["loss/discriminator"]):
+                ctx.optimise(self.optimizers["discriminator"], disc_loss, self.modules["discriminator"].parameters())
+        with ctx.autocast():
+            terms = self.losses(out, batch)
+        logs.update({f"loss/{name}": float(value.detach()) for name, value in terms.items()})
+        if math.isfinite(logs["loss/total"]):  # else the loop stops the run on the returned value
+            ctx.optimise(self.optimizers["model"], terms["total"], self.modules["model"].parameters())
+        return logs
+
+    # --- evaluation -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def eval_step(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per-sample [B] metrics on the CENTRE slice inside the brain mask (NaN where undefined)."""
+        self.train(False)
+        model = self.modules["model"]
+        device = next(unwrap(model).parameters()).device
+        images = batch["images"].to(device)
+        available = batch["available"].to(device).bool()
+        mask = batch["mask"].to(device).bool()
+        out: DisentangleOutput = model(images, available)
+        centre = self.config.context // 2
+        nan = torch.full((images.shape[0],), float("nan"), device=device)
+        metrics: dict[str, torch.Tensor] = {}
+        cross_psnr, cross_ssim, self_psnr, self_ssim = [], [], [], []
+        for i, source in enumerate(self.modalities):
+            for j, target in enumerate(self.modalities):
+                valid = out.pair_valid[:, i, j]
+                pred, truth = out.recon[:, i, j, centre], images[:, j, centre]
+                psnr = torch.where(valid, masked_psnr(pred, truth, mask, self.config.data_range), nan)
+                ssim = torch.where(valid, masked_ssim(pred, truth, mask, self.config.data_range), nan)
+                if i == j:
+                    metrics[f"psnr_self_{source}"] = psnr
+                    self_psnr.append(psnr)
+                    self_ssim.append(ssim)
+                else:
+                    metrics[f"psnr_{source}_to_{target}"] = psnr
+                    metrics[f"ssim_{source}_to_{target}"] = ssim
+                    cross_psnr.append(psnr)
+                    cross_ssim.append(ssim)
+        metrics["psnr_cross"] = torch.stack(cross_psnr, 1).nanmean(1)
+        metrics["ssim_cross"] = torch.stack(cross_ssim, 1).nanmean(1)
+        metrics["psnr_self"] = torch.stack(self_psnr, 1).nanmean(1)
+        metrics["ssim_self"] = torch.stack(self_ssim, 1).nanmean(1)
+        return {name: metrics[name].float() for name in self.metric_names}
+
+    # --- export ---------------------------------------------------------------------------------
+    def inference_module(self) -> DisentangleModel:
+        return unwrap(self.modules["model"])

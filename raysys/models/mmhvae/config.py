@@ -1,0 +1,173 @@
+"""Typed, frozen configuration of the MMHVAE family, its two presets and the level plan.
+
+Groups are numbered as in the paper: group 1 is the finest latent (full resolution), group
+``max_levels`` the coarsest (a vector). With ``channels`` of length n the ladder has n spatial
+groups (resolution ``image_size / 2**(g-1)`` for group g) plus the vector group n + 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+# The paper's ablation (Sec. 4.4.2) at L_max = 7: which groups carry a latent for each L.
+PAPER_GROUPS_AT_7: dict[int, tuple[int, ...]] = {
+    1: (7,),
+    2: (1, 7),
+    3: (1, 4, 7),
+    5: (1, 3, 4, 5, 7),
+    7: (1, 2, 3, 4, 5, 6, 7),
+}
+
+
+def latent_groups(levels: int, max_levels: int) -> tuple[int, ...]:
+    """The groups (1 = finest, ``max_levels`` = coarsest) that carry a latent for L = ``levels``.
+
+    L = 1 keeps only the coarsest group (MoPoE). Otherwise the finest and the coarsest are always
+    kept; at ``max_levels == 7`` the paper's choices are used where it gives one, else the groups
+    are evenly spaced (``floor(x + 0.5)`` of a linspace from 1 to ``max_levels``).
+    """
+    if not 1 <= levels <= max_levels:
+        raise ValueError(f"levels must be in 1..{max_levels} for this ladder, got {levels}")
+    if levels == 1:
+        return (max_levels,)
+    if max_levels == 7 and levels in PAPER_GROUPS_AT_7:
+        return PAPER_GROUPS_AT_7[levels]
+    step = (max_levels - 1) / (levels - 1)
+    return tuple(int(1 + i * step + 0.5) for i in range(levels))
+
+
+@dataclasses.dataclass(frozen=True)
+class MMHVAEConfig:
+    """Every knob of the model, the objective and the optimisers (defaults = the paper preset).
+
+    ``data_range`` is mapped linearly onto [-1, 1] (the tanh heads' range) and back; the train
+    loop sets it from the store's fixed ``value_range`` and metrics use it as PSNR/SSIM range.
+    """
+
+    data_range: tuple[float, float] = (0.0, 1.0)
+    # --- architecture -------------------------------------------------------------------
+    image_size: int = 192
+    # Feature channels of encoder and top-down path at each spatial group, finest first; the
+    # latent of spatial group g has channels[g-1] // 2 channels (z1 = 8 @ 192 ... z6 = 64 @ 6).
+    channels: tuple[int, ...] = (16, 32, 64, 128, 128, 128)
+    top_latent_dim: int = 256  # z_L, the coarsest group, a vector
+    levels: int = 7  # L, number of latent groups used (see latent_groups)
+    decoder_expansion: int = 6  # MobileNetV2 expansion of the top-down cells
+    head_channels: int = 8
+    head_blocks: int = 5  # ResNet blocks per image head (paper Sec. 4.2: 5; released code: 6)
+    soft_clamp: float = 10.0  # mu and log-variances pass through c * tanh(x / c)
+    weight_norm: bool = True  # on the latent heads (priors, posteriors, bottleneck linears)
+    fusion: Literal["poe", "average", "concat_zeros"] = "poe"
+    # --- objective ----------------------------------------------------------------------
+    subset_sampling: Literal["uniform", "paper"] = "paper"
+    anchor_modality: int = 0  # index of the modality drawn alone with p = 1/3 ("paper" scheme)
+    subsets_per_step: int = 3  # T
+    recon: Literal["l1", "l2"] = "l1"
+    kl: Literal["analytic", "sample"] = "analytic"
+    lambda_kl: float = 1e-3
+    kl_warmup_epochs: float = 0.0  # linear ramp of lambda_kl over this many epochs (0 = off)
+    lambda_gan: float = 0.025
+    gan_start_fraction: float = 0.8  # lambda_gan is exactly 0 before this fraction of epochs
+    gan_start_epoch: int | None = None  # overrides gan_start_fraction when set
+    disc_start_fraction: float = 0.79  # discriminators train from here on
+    disc_start_epoch: int | None = None  # overrides disc_start_fraction when set
+    memory_size: int = 32  # real images remembered per modality (the paper's m_j)
+    disc_channels: int = 64
+    disc_layers: int = 6
+    # --- inference / evaluation -----------------------------------------------------------
+    temperature: float = 0.5  # scales every posterior std at inference and validation
+    eval_seed: int = 0  # validation noise is drawn from a generator seeded with this
+    # --- optimisation ---------------------------------------------------------------------
+    lr: float = 2e-3  # Adamax, cosine decay to lr_min over all steps
+    lr_min: float = 1e-4
+    disc_lr: float = 2e-4  # Adam
+
+    def __post_init__(self) -> None:
+        lo, hi = self.data_range
+        if not hi > lo:
+            raise ValueError(f"data_range must be (low, high) with high > low, got {self.data_range}")
+        if not self.channels:
+            raise ValueError("channels must name at least one spatial group")
+        for c in self.channels:
+            if c < 2 or c % 2:
+                raise ValueError(f"channels must be even and >= 2 (latent = channels // 2), got {self.channels}")
+        if self.image_size % (2 ** len(self.channels)):
+            raise ValueError(
+                f"image_size {self.image_size} must be divisible by 2**len(channels) = {2 ** len(self.channels)}"
+            )
+        latent_groups(self.levels, self.max_levels)  # raises with the allowed range
+        positive = {
+            "top_latent_dim": self.top_latent_dim, "decoder_expansion": self.decoder_expansion,
+            "head_channels": self.head_channels, "subsets_per_step": self.subsets_per_step,
+            "memory_size": self.memory_size, "disc_channels": self.disc_channels, "disc_layers": self.disc_layers,
+            "soft_clamp": self.soft_clamp, "lr": self.lr, "disc_lr": self.disc_lr,
+        }
+        for name, value in positive.items():
+            if not value > 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
+        non_negative = {
+            "head_blocks": self.head_blocks, "lambda_kl": self.lambda_kl, "lambda_gan": self.lambda_gan,
+            "kl_warmup_epochs": self.kl_warmup_epochs, "temperature": self.temperature, "lr_min": self.lr_min,
+            "anchor_modality": self.anchor_modality,
+        }
+        for name, value in non_negative.items():
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        for name in ("gan_start_fraction", "disc_start_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1] (1 = never), got {getattr(self, name)}")
+        for name in ("gan_start_epoch", "disc_start_epoch"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 or None, got {getattr(self, name)}")
+        # PatchGAN: disc_layers stride-2 convs then two 4x4 stride-1 convs (each -1 pixel).
+        if self.image_size // 2**self.disc_layers < 3:
+            raise ValueError(
+                f"disc_layers={self.disc_layers} is too deep for image_size={self.image_size} "
+                f"(needs image_size / 2**disc_layers >= 3)"
+            )
+        if self.fusion not in ("poe", "average", "concat_zeros"):
+            raise ValueError(f"fusion must be 'poe', 'average' or 'concat_zeros', got {self.fusion!r}")
+        if self.subset_sampling not in ("uniform", "paper"):
+            raise ValueError(f"subset_sampling must be 'uniform' or 'paper', got {self.subset_sampling!r}")
+        if self.recon not in ("l1", "l2"):
+            raise ValueError(f"recon must be 'l1' or 'l2', got {self.recon!r}")
+        if self.kl not in ("analytic", "sample"):
+            raise ValueError(f"kl must be 'analytic' or 'sample', got {self.kl!r}")
+
+    # --- derived ----------------------------------------------------------------------------
+    @property
+    def max_levels(self) -> int:
+        """L_max: one group per spatial resolution plus the coarsest vector group."""
+        return len(self.channels) + 1
+
+    @property
+    def groups(self) -> tuple[int, ...]:
+        """The latent groups in use (1 = finest), see ``latent_groups``."""
+        return latent_groups(self.levels, self.max_levels)
+
+    @property
+    def bottom_size(self) -> int:
+        """Spatial size of the encoder's last feature map (flattened into the vector group)."""
+        return self.image_size // 2 ** len(self.channels)
+
+    @classmethod
+    def preset(cls, name: str) -> "MMHVAEConfig":
+        """``paper``: 192x192, L = 7, the released code's widths (13.8 M parameters).
+        ``tiny``: 64x64, L_max = 6, narrow; CPU tests and the demo."""
+        if name == "paper":
+            return cls()
+        if name == "tiny":
+            return cls(
+                image_size=64,
+                channels=(8, 16, 16, 32, 32),
+                top_latent_dim=32,
+                levels=6,
+                decoder_expansion=3,
+                head_channels=8,
+                head_blocks=2,
+                memory_size=16,
+                disc_channels=16,
+                disc_layers=3,
+            )
+        raise ValueError(f"unknown MMHVAE preset {name!r}; known: ['paper', 'tiny']")

@@ -1,0 +1,29 @@
+"""Per-modality image heads mu_theta_j(z_1) (paper eq. 6)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from raysys.models.mmhvae.blocks import ResnetBlock
+
+
+class ImageHead(nn.Module):
+    """z_1 [B, C_z, H, W] -> image [B, 1, H, W] in [-1, 1]: (1x1 conv if widths differ),
+    ResNet blocks, reflect-pad 7x7 conv-IN-LeakyReLU, 7x7 conv, tanh (the released code's head)."""
+
+    def __init__(self, in_channels: int, channels: int, blocks: int):
+        super().__init__()
+        layers: list[nn.Module] = [] if in_channels == channels else [nn.Conv2d(in_channels, channels, 1)]
+        layers += [ResnetBlock(channels) for _ in range(blocks)]
+        layers += [
+            nn.Conv2d(channels, channels, 7, padding=3, padding_mode="reflect"),
+            nn.InstanceNorm2d(channels),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(channels, 1, 7, padding=3, padding_mode="reflect"),
+            nn.Tanh(),
+        ]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, z1: torch.Tensor) -> torch.Tensor:
+        return self.body(z1)

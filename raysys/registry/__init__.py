@@ -1,0 +1,87 @@
+"""Load registered raysys models: ``raysys.registry.load("models:/mmhvae@champion")``.
+
+Returns a ready inference object (``raysys.registry.inference``): ``MMHVAEInference.synthesise``
+or ``DisentangleInference.anatomy / modality / fused_anatomy / cross_synthesis``. The model is
+rebuilt from source and its weights load with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from raysys.registry.format import RegistryError, read_model_dir, save_from_checkpoint, save_model_dir
+from raysys.registry.inference import DisentangleInference, Inference, MMHVAEInference, wrap
+
+DEFAULT_ALIAS = "champion"
+
+
+def model_uri(name_or_uri: str, alias: str | None = None, version: int | str | None = None) -> str:
+    """``models:/...`` URI for a name (+ alias or version; default alias ``champion``)."""
+    if name_or_uri.startswith("models:/"):
+        if alias is not None or version is not None:
+            raise ValueError(f"pass alias/version only with a model name, not with the URI {name_or_uri!r}")
+        return name_or_uri
+    if alias is not None and version is not None:
+        raise ValueError("pass either alias or version, not both")
+    if version is not None:
+        return f"models:/{name_or_uri}/{version}"
+    return f"models:/{name_or_uri}@{alias or DEFAULT_ALIAS}"
+
+
+def load(
+    name_or_uri: str,
+    alias: str | None = None,
+    version: int | str | None = None,
+    *,
+    tracking_uri: str | None = None,
+    device: str | torch.device = "cpu",
+) -> Inference:
+    """An inference object for a registered model, a ``runs:/`` URI or a local model directory.
+
+    ``load("models:/mmhvae@champion")``, ``load("mmhvae", alias="champion")``,
+    ``load("disentangle", version=3)``, ``load("/path/to/model_dir")``. The registry is the
+    MLflow tracking server of ``tracking_uri`` (default ``MLFLOW_TRACKING_URI``).
+    """
+    if os.path.isdir(name_or_uri):
+        meta, module = read_model_dir(name_or_uri, device)
+        return wrap(module, meta, device)
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    uri = name_or_uri if name_or_uri.startswith("runs:/") else model_uri(name_or_uri, alias, version)
+    tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    with tempfile.TemporaryDirectory(prefix="raysys-model-") as tmp:
+        try:
+            source = uri if uri.startswith("runs:/") else _version_download_uri(uri, tracking_uri)
+            local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=tracking_uri)
+        except MlflowException as err:
+            raise RegistryError(f"cannot fetch {uri} from {tracking_uri or 'the default tracking URI'}: {err.message}") from err
+        meta, module = read_model_dir(Path(local), device)
+    meta["uri"] = uri
+    return wrap(module, meta, device)
+
+
+def _version_download_uri(uri: str, tracking_uri: str | None) -> str:
+    """Resolve ``models:/name@alias`` or ``models:/name/version`` against ``tracking_uri``'s registry.
+
+    (MLflow's own ``models:/`` resolution reads the process-global registry URI; this does not.)
+    """
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    ref = uri[len("models:/"):].strip("/")
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        version = client.get_model_version_by_alias(name, alias).version
+    else:
+        name, _, version = ref.partition("/")
+        if not version.isdigit():
+            raise RegistryError(f"model URI {uri!r} must be models:/<name>@<alias> or models:/<name>/<version>")
+    return client.get_model_version_download_uri(name, version)
+
+
+__all__ = ["DisentangleInference", "MMHVAEInference", "RegistryError", "load", "model_uri", "save_from_checkpoint", "save_model_dir"]

@@ -1,0 +1,108 @@
+"""The registered-model format: a directory that rebuilds the inference module from source code.
+
+    raysys_model.json   {"format_version", "family", "preset", "modalities", "model_config" (flat
+                        family config), "source" (where the weights came from)}
+    weights.pt          the inference module's state_dict (torch.save; loads with weights_only=True)
+
+No pickled code and no traced graph: the module is rebuilt with
+``raysys.models.build_model(family, preset, modalities, **model_config)``, so a model trained
+at one image size loads for another configuration too (torch.export would fix the input shape).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+FORMAT_VERSION = 1
+META_FILE = "raysys_model.json"
+WEIGHTS_FILE = "weights.pt"
+
+
+class RegistryError(RuntimeError):
+    """A model directory, URI or registered version is missing or malformed (message names it)."""
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def model_config_overrides(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint's flat model config as ``build_model`` overrides (``model.`` prefix dropped)."""
+    return {(k[len("model."):] if k.startswith("model.") else k): v for k, v in flat.items()}
+
+
+def save_model_dir(
+    directory: str | Path,
+    family: str,
+    preset: str,
+    modalities: list[str] | tuple[str, ...],
+    model_config: Mapping[str, Any],
+    state_dict: Mapping[str, torch.Tensor],
+    source: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write the format into ``directory`` (created; files written atomically)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "family": family,
+        "preset": preset,
+        "modalities": list(modalities),
+        "model_config": _plain(model_config_overrides(model_config)),
+        "source": _plain(dict(source or {})),
+    }
+    tmp = directory / (WEIGHTS_FILE + ".tmp")
+    torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp)
+    os.replace(tmp, directory / WEIGHTS_FILE)
+    (directory / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
+    return directory
+
+
+def save_from_checkpoint(checkpoint_dir: str | Path, directory: str | Path, source: Mapping[str, Any] | None = None) -> Path:
+    """Extract the inference module of a ``raysys.train`` checkpoint into the format."""
+    from raysys.models import build_family
+    from raysys.train.checkpoint import load_state
+
+    state = load_state(checkpoint_dir)
+    overrides = model_config_overrides(state["model_config"])
+    preset = str(state["train_config"].get("preset", state["train_config"].get("train.preset", "tiny")))
+    family = build_family(state["family"], preset, list(state["modalities"]), overrides)
+    family.load_state_dict({"modules": state["family_state"]["modules"]})
+    module = family.inference_module()
+    info = {"checkpoint": str(checkpoint_dir), "epoch": int(state["epoch"]), **dict(source or {})}
+    return save_model_dir(directory, state["family"], preset, list(state["modalities"]), overrides, module.state_dict(), info)
+
+
+def find_model_dir(root: str | Path) -> Path:
+    """The directory holding ``raysys_model.json`` under ``root`` (a downloaded MLflow model)."""
+    root = Path(root)
+    if (root / META_FILE).is_file():
+        return root
+    found = sorted(root.rglob(META_FILE))
+    if not found:
+        raise RegistryError(f"no {META_FILE} under {root}: not a raysys model")
+    return found[0].parent
+
+
+def read_model_dir(directory: str | Path, device: str | torch.device = "cpu") -> tuple[dict[str, Any], nn.Module]:
+    """(meta, inference module in eval mode) from a model directory."""
+    from raysys.models import build_model
+
+    directory = find_model_dir(directory)
+    meta = json.loads((directory / META_FILE).read_text())
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise RegistryError(f"{directory / META_FILE}: format_version {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
+    module = build_model(meta["family"], meta["preset"], meta["modalities"], **meta["model_config"])
+    weights = torch.load(directory / WEIGHTS_FILE, map_location=device, weights_only=True)
+    module.load_state_dict(weights)
+    return meta, module.to(device).eval()

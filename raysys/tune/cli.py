@@ -1,0 +1,175 @@
+"""The command line shared by ``jobs/tune_<family>.py``: parse flags, connect/start Ray, run a study.
+
+With no arguments: a small study on the embedded phantom cohort (generated and converted into
+``<root>/data/`` if missing), Tune storage in ``<root>/runs/studies`` and MLflow in
+``$MLFLOW_TRACKING_URI`` or ``sqlite:////<root>/runs/mlflow.db``. ``<root>`` is the repository
+(or ``$RAYSYS_HOME``). Under ``ray job submit`` (``RAY_ADDRESS`` set) it connects to the cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from raysys.config import ConfigError, parse_overrides
+
+DEMO_SUBJECTS = 8
+
+
+def project_root() -> Path:
+    """``$RAYSYS_HOME``, else the source checkout holding this package, else the working dir."""
+    if os.environ.get("RAYSYS_HOME"):
+        return Path(os.environ["RAYSYS_HOME"]).resolve()
+    checkout = Path(__file__).resolve().parents[2]
+    return checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()
+
+
+def build_parser(family: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=f"tune_{family}.py",
+        description=f"Hyperparameter study of the {family} family: Ray Tune + Optuna TPE + ASHA, tracked in MLflow.",
+    )
+    p.add_argument("--data", default=None, help="Zarr store; default: the embedded phantom, generated and converted if missing")
+    p.add_argument("--trials", type=int, default=4, help="trials in the study (default 4)")
+    p.add_argument("--max-epochs", type=int, default=2, help="epochs of a trial that is never stopped early (ASHA max_t)")
+    p.add_argument("--grace-epochs", type=int, default=1, help="epochs every trial runs before ASHA may stop it")
+    p.add_argument("--workers-per-trial", type=int, default=1, help="Ray Train workers per trial (DDP)")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per Train worker (0 = CPU, gloo)")
+    p.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs reserved per Train worker")
+    p.add_argument("--concurrency", type=int, default=None,
+                   help="trials running at once (default: cluster CPUs or GPUs / per-trial need, at least 1)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted study --name in --storage")
+    p.add_argument("--name", default=None, help="study name (default: the first free <family>-study-<k>)")
+    p.add_argument("--storage", default=None, help="Tune/Optuna storage dir shared by all nodes (default <root>/runs/studies)")
+    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:////<root>/runs/mlflow.db)")
+    p.add_argument("--experiment", default=None, help="MLflow experiment (default <family>-studies)")
+    p.add_argument("--fix", action="append", default=[], metavar="KEY=VALUE",
+                   help="pin a search-space parameter (repeatable), e.g. --fix regulariser=sim --fix train.batch_size=4")
+    p.add_argument("--seed", type=int, default=0, help="seed of the TPE sampler and of every trial's training")
+    p.add_argument("--preset", default="tiny", help="model preset: tiny | paper")
+    p.add_argument("--batch-size", type=int, default=4, help="slices per worker per step")
+    p.add_argument("--fold", type=int, default=0, help="cross-validation fold (validation = fold + 1)")
+    p.add_argument("--max-steps-per-epoch", type=int, default=0, help="cap on train batches per epoch and rank (0 = all)")
+    p.add_argument("--max-val-steps", type=int, default=0, help="cap on validation batches per rank (0 = all)")
+    p.add_argument("--no-register", action="store_true", help="do not register the best checkpoint in the Model Registry")
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray started when RAY_ADDRESS is unset")
+    return p
+
+
+def ensure_embedded_store(root: Path) -> str:
+    """The phantom store under ``root/data``, generating and converting the cohort if missing."""
+    from data_prep.convert import convert
+    from data_prep.phantom import generate_cohort
+    from raysys.data import open_store
+
+    store = root / "data" / "phantom.zarr"
+    try:
+        open_store(str(store))
+        return str(store)
+    except Exception:  # noqa: BLE001 - missing or incomplete: (re)build it; convert resumes
+        pass
+    cohort = root / "data" / "phantom"
+    if not (cohort / "manifest.csv").is_file():
+        print(f"generating the embedded phantom cohort ({DEMO_SUBJECTS} subjects) in {cohort}", flush=True)
+        generate_cohort(cohort, subjects=DEMO_SUBJECTS, seed=0, resolution=2)
+    print(f"converting {cohort} -> {store}", flush=True)
+    convert(str(cohort), str(store), size=(64, 64), normalise="zscore", folds=4, seed=0, progress=False)
+    return str(store)
+
+
+def init_ray(args: argparse.Namespace, concurrency_hint: int) -> None:
+    """Connect to ``RAY_ADDRESS`` (``ray job submit``) or start a local Ray whose trial drivers
+    take the custom resource ``trial_driver`` instead of a CPU (2-core boxes would deadlock)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init()
+    else:
+        ray.init(num_cpus=args.num_cpus, resources={"trial_driver": max(concurrency_hint, 1)}, include_dashboard=False)
+
+
+def default_concurrency(args: argparse.Namespace) -> int:
+    import ray
+
+    resources = ray.cluster_resources()
+    if args.gpus_per_worker > 0:
+        per_trial, have = args.workers_per_trial * args.gpus_per_worker, resources.get("GPU", 0)
+    else:
+        per_trial, have = args.workers_per_trial * args.cpus_per_worker, resources.get("CPU", 1)
+    return max(1, min(args.trials, int(have // per_trial)))
+
+
+def default_name(family: str, storage: Path) -> str:
+    k = 1
+    while (storage / f"{family}-study-{k}").exists():
+        k += 1
+    return f"{family}-study-{k}"
+
+
+def main(family: str, argv: Sequence[str] | None = None) -> int:
+    from raysys.tune.study import StudyError, StudySpec, run_study
+
+    args = build_parser(family).parse_args(argv)
+    root = project_root()
+    try:
+        fixed = parse_overrides(args.fix)
+    except ConfigError as err:
+        print(f"--fix: {err}", file=sys.stderr)
+        return 2
+    storage = Path(args.storage).expanduser().resolve() if args.storage else root / "runs" / "studies"
+    if args.resume and not args.name:
+        print("--resume needs --name (the study to continue)", file=sys.stderr)
+        return 2
+    name = args.name or default_name(family, storage)
+    tracking_uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'runs' / 'mlflow.db'}"
+    data = args.data or ensure_embedded_store(root)
+    init_ray(args, concurrency_hint=args.concurrency or args.trials)
+    try:
+        spec = StudySpec(
+            family=family, data=data, name=name, storage=str(storage), trials=args.trials, max_epochs=args.max_epochs,
+            grace_epochs=args.grace_epochs, workers_per_trial=args.workers_per_trial,
+            gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker,
+            concurrency=args.concurrency or default_concurrency(args), seed=args.seed, preset=args.preset,
+            batch_size=args.batch_size, max_steps_per_epoch=args.max_steps_per_epoch, max_val_steps=args.max_val_steps,
+            fold=args.fold, fixed=fixed, tracking_uri=tracking_uri, experiment=args.experiment or f"{family}-studies",
+            register=not args.no_register,
+        )
+        outcome = run_study(spec, resume=args.resume)
+    except (StudyError, ValueError, ConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(report(outcome), flush=True)
+    return 0 if outcome.best_trial is not None else 1
+
+
+def report(outcome: Any) -> str:
+    """Human summary plus one machine-readable ``RAYSYS_STUDY {json}`` line."""
+    lines = [
+        f"study dir       : {outcome.study_dir}",
+        f"MLflow          : {outcome.tracking_uri}  (parent run {outcome.parent_run_id})",
+        f"trials          : {outcome.trials} ({len(outcome.errored)} errored)",
+    ]
+    for trial, reason in outcome.errored.items():
+        lines.append(f"  error {trial}: {reason}")
+    if outcome.best_trial is not None:
+        params = {k: v for k, v in (outcome.best_config or {}).items()}
+        lines.append(f"best trial      : {outcome.best_trial}  objective={outcome.best_objective:.4f}")
+        lines.append(f"best config     : {json.dumps(params, default=str)}")
+    if outcome.champion is not None:
+        c = outcome.champion
+        lines.append(f"registered      : models:/{c.name}/{c.version}  champion={c.is_champion} ({c.reason})")
+    summary = {
+        "study_dir": str(outcome.study_dir), "parent_run_id": outcome.parent_run_id, "trials": outcome.trials,
+        "errored": len(outcome.errored), "best_trial": outcome.best_trial, "best_objective": outcome.best_objective,
+        "model": outcome.champion.name if outcome.champion else None,
+        "version": outcome.champion.version if outcome.champion else None,
+        "champion": outcome.champion.is_champion if outcome.champion else None,
+    }
+    lines.append("RAYSYS_STUDY " + json.dumps(summary))
+    return "\n".join(lines)

@@ -1,0 +1,373 @@
+"""A hyperparameter study: Tune over the trial driver, Optuna TPE, ASHA, MLflow parent run.
+
+Layout of a study ``<storage>/<name>/`` (absolute; any node of the cluster must reach it):
+    tuner.pkl, experiment_state-*.json, <trial dirs>   Tune's own experiment (``Tuner.restore``)
+    optuna.db                                        the Optuna study (its own sqlite: MLflow and
+                                                     Optuna must not share a database)
+    study.json                                       the MLflow parent run id (so ``--resume``
+                                                     keeps logging under the same parent)
+    train/<trial id>/                                each trial's Ray Train run (checkpoints)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import optuna
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search.optuna import OptunaSearch
+
+from raysys.tune.space import FixedSpace, load_space
+from raysys.tune.trainable import TrialContext, run_trial
+
+log = logging.getLogger(__name__)
+
+OBJECTIVE = "objective"  # the metric name raysys.train.fit reports for the family's objective
+STUDY_FILE = "study.json"
+OPTUNA_FILE = "optuna.db"
+
+
+class StudyError(RuntimeError):
+    """A study cannot start or resume; the message says why and what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StudySpec:
+    """Everything that defines a study (the CLI flags of jobs/tune_*.py)."""
+
+    family: str
+    data: str | None
+    name: str
+    storage: str
+    trials: int = 4
+    max_epochs: int = 2
+    grace_epochs: int = 1
+    workers_per_trial: int = 1
+    gpus_per_worker: float = 0.0
+    cpus_per_worker: float = 1.0
+    concurrency: int = 1
+    seed: int = 0
+    preset: str = "tiny"
+    batch_size: int = 8
+    max_steps_per_epoch: int = 0
+    max_val_steps: int = 0
+    fold: int = 0
+    fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    tracking_uri: str | None = None
+    experiment: str = "raysys-studies"
+    register: bool = True
+    mode: str | None = None  # "max"/"min"; None = the family's objective_mode
+
+    def __post_init__(self) -> None:
+        if self.trials < 1:
+            raise ValueError(f"trials must be >= 1, got {self.trials}")
+        if self.max_epochs < 1:
+            raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
+        if not 1 <= self.grace_epochs <= self.max_epochs:
+            raise ValueError(f"grace_epochs must be in 1..max_epochs={self.max_epochs}, got {self.grace_epochs}")
+        if self.workers_per_trial < 1:
+            raise ValueError(f"workers_per_trial must be >= 1, got {self.workers_per_trial}")
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
+        if not self.name or "/" in self.name:
+            raise ValueError(f"name must be a non-empty name without '/', got {self.name!r}")
+        if self.mode not in (None, "max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
+
+    @property
+    def study_dir(self) -> Path:
+        return Path(self.storage).expanduser().resolve() / self.name
+
+    @property
+    def objective_mode(self) -> str:
+        if self.mode is not None:
+            return self.mode
+        from raysys.models import get_family
+
+        return get_family(self.family).objective_mode
+
+    @property
+    def objective_name(self) -> str:
+        """The family's metric behind ``objective`` (recorded on registered versions)."""
+        try:
+            from raysys.models import get_family
+
+            return f"val/{get_family(self.family).objective}"
+        except Exception:  # a test family without a model: the generic name
+            return OBJECTIVE
+
+
+@dataclasses.dataclass
+class StudyOutcome:
+    """What a finished study produced (the job prints it)."""
+
+    study_dir: Path
+    parent_run_id: str
+    tracking_uri: str
+    trials: int
+    errored: dict[str, str]  # trial id -> first line of its error
+    best_trial: str | None = None
+    best_objective: float | None = None
+    best_config: dict[str, Any] | None = None
+    best_checkpoint: str | None = None
+    champion: Any = None  # raysys.tune.champion.Publication
+
+
+def default_tracking_uri(spec: StudySpec) -> str:
+    """``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else a sqlite file beside the studies."""
+    if spec.tracking_uri:
+        return spec.tracking_uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{Path(spec.storage).expanduser().resolve() / 'mlflow.db'}"
+
+
+def store_id(data: str | None) -> str:
+    if data is None:
+        return "none"
+    from raysys.data import open_store
+
+    return open_store(data).store_id
+
+
+def trial_resources(spec: StudySpec) -> dict[str, float]:
+    """Resources of the trial driver itself (the Train workers get their own).
+
+    A driver on a CPU would deadlock a 2-core box (driver + worker > 2), so where the cluster
+    offers the custom resource ``trial_driver`` (our local Ray and the demo head do) the driver
+    takes one of those; elsewhere it takes a sliver of a CPU.
+    """
+    if ray.cluster_resources().get("trial_driver", 0) >= 1:
+        return {"trial_driver": 1}
+    return {"CPU": 0.01}
+
+
+def optuna_storage(study_dir: Path) -> optuna.storages.RDBStorage:
+    return optuna.storages.RDBStorage(f"sqlite:///{study_dir / OPTUNA_FILE}")
+
+
+def _space_description(family: str) -> str:
+    import importlib
+
+    return importlib.import_module(f"search_spaces.{family}").__doc__ or ""
+
+
+def run_study(spec: StudySpec, *, resume: bool = False, trainable: Callable | None = None) -> StudyOutcome:
+    """Run (or ``resume``) the study ``spec``; returns its outcome after registering the champion.
+
+    ``trainable`` replaces the trial driver (tests use small function trainables); it is called
+    as ``trainable(config, context)``.
+    """
+    from raysys.tune import study_tracking
+
+    study_dir = spec.study_dir
+    has_state = (study_dir / "tuner.pkl").exists()
+    if resume and not has_state:
+        raise StudyError(f"--resume: no study to resume at {study_dir} (no tuner.pkl); run without --resume")
+    if not resume and (has_state or (study_dir / OPTUNA_FILE).exists()):
+        raise StudyError(f"a study named {spec.name!r} already exists at {study_dir}; pass --resume or another --name")
+    study_dir.mkdir(parents=True, exist_ok=True)
+    tracking_uri = default_tracking_uri(spec)
+    data_id = store_id(spec.data)
+    mode = spec.objective_mode
+
+    if resume:
+        parent_run_id = json.loads((study_dir / STUDY_FILE).read_text())["parent_run_id"]
+        study_tracking.reopen_parent_run(tracking_uri, parent_run_id)
+    else:
+        parent_run_id = study_tracking.start_parent_run(
+            tracking_uri,
+            spec.experiment,
+            spec.name,
+            params=study_params(spec, data_id, mode),
+            tags={"raysys.study": spec.name, "raysys.family": spec.family, "raysys.store_id": data_id},
+            space_text=_space_description(spec.family) if trainable is None else "",
+        )
+        (study_dir / STUDY_FILE).write_text(json.dumps({"parent_run_id": parent_run_id, "tracking_uri": tracking_uri}))
+
+    context = TrialContext(
+        family=spec.family,
+        preset=spec.preset,
+        data=spec.data or "",
+        train_storage=str(study_dir / "train"),
+        train={
+            "epochs": spec.max_epochs,
+            "batch_size": spec.batch_size,
+            "max_steps_per_epoch": spec.max_steps_per_epoch,
+            "max_val_steps": spec.max_val_steps,
+            "seed": spec.seed,
+            "fold": spec.fold,
+        },
+        workers=spec.workers_per_trial,
+        gpus_per_worker=spec.gpus_per_worker,
+        cpus_per_worker=spec.cpus_per_worker,
+        tracking_uri=tracking_uri,
+        experiment=spec.experiment,
+        parent_run_id=parent_run_id,
+        study=spec.name,
+    )
+    wrapped = tune.with_resources(tune.with_parameters(trainable or run_trial, context=context), trial_resources(spec))
+
+    if resume:
+        tuner = tune.Tuner.restore(str(study_dir), trainable=wrapped, resume_unfinished=True, restart_errored=False)
+    else:
+        tuner = build_tuner(spec, wrapped, mode)
+    results = tuner.fit()
+    mark_orphaned_optuna_trials(study_dir, spec.name)
+
+    outcome = summarise(spec, results, mode, study_dir, parent_run_id, tracking_uri)
+    study_tracking.log_outcome(tracking_uri, parent_run_id, outcome)
+    if spec.register and outcome.best_checkpoint:
+        from raysys.tune.champion import publish
+
+        outcome.champion = publish(
+            tracking_uri=tracking_uri,
+            family=spec.family,
+            checkpoint_dir=outcome.best_checkpoint,
+            objective_name=spec.objective_name,
+            objective_value=float(outcome.best_objective),
+            mode=mode,
+            store_id=data_id,
+            run_id=study_tracking.find_trial_run(tracking_uri, spec.experiment, parent_run_id, outcome.best_trial)
+            or parent_run_id,
+            tags={"raysys.study": spec.name, "raysys.trial_id": str(outcome.best_trial)},
+        )
+        study_tracking.log_champion(tracking_uri, parent_run_id, outcome.champion)
+    study_tracking.end_parent_run(tracking_uri, parent_run_id)
+    return outcome
+
+
+def study_params(spec: StudySpec, data_id: str, mode: str) -> dict[str, Any]:
+    """The parent run's params: the study's design, so studies compare in the MLflow UI."""
+    params = {f"study.{k}": v for k, v in dataclasses.asdict(spec).items() if k not in ("fixed", "tracking_uri")}
+    params.update({f"study.fixed.{k}": v for k, v in spec.fixed.items()})
+    params["study.store_id"] = data_id
+    params["study.objective"] = spec.objective_name
+    params["study.mode"] = mode
+    params["study.sampler"] = f"optuna.TPESampler(seed={spec.seed}), paper points first"
+    params["study.scheduler"] = (
+        f"ASHA(time_attr=training_iteration, grace_period={spec.grace_epochs}, max_t={spec.max_epochs}, reduction_factor=2)"
+    )
+    return params
+
+
+def build_tuner(spec: StudySpec, trainable: Any, mode: str) -> tune.Tuner:
+    space, paper_points = load_space(spec.family, max_levels=_max_levels(spec), epochs=spec.max_epochs)
+    fixed_space = FixedSpace(space, spec.fixed)
+    searcher = OptunaSearch(
+        space=fixed_space,
+        metric=OBJECTIVE,
+        mode=mode,
+        points_to_evaluate=fixed_space.points(paper_points)[: spec.trials] or None,
+        sampler=optuna.samplers.TPESampler(seed=spec.seed),
+        study_name=spec.name,
+        storage=optuna_storage(spec.study_dir),
+    )
+    scheduler = ASHAScheduler(
+        time_attr="training_iteration", max_t=spec.max_epochs, grace_period=spec.grace_epochs, reduction_factor=2
+    )
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            metric=OBJECTIVE,
+            mode=mode,
+            search_alg=ConcurrencyLimiter(searcher, max_concurrent=spec.concurrency),
+            scheduler=scheduler,
+            num_samples=spec.trials,
+            max_concurrent_trials=spec.concurrency,
+        ),
+        run_config=tune.RunConfig(
+            name=spec.name,
+            storage_path=str(spec.study_dir.parent),
+            # A failing trial (e.g. a nan loss) ends as ERROR with its reason; the study goes on.
+            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            verbose=1,
+        ),
+    )
+
+
+def _max_levels(spec: StudySpec) -> int | None:
+    """L_max of the family's preset, for spaces that sweep a hierarchy depth (None otherwise)."""
+    try:
+        from raysys.models import make_config
+
+        return getattr(make_config(spec.family, spec.preset), "max_levels", None)
+    except Exception:  # noqa: BLE001 - a space without a model family behind it
+        return None
+
+
+def mark_orphaned_optuna_trials(study_dir: Path, name: str) -> int:
+    """Optuna trials still RUNNING after Tune finished were asked by a driver that was killed
+    before Tune recorded the trial; mark them FAIL (tagged) so the study's history stays true."""
+    storage = optuna_storage(study_dir)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return 0
+    orphans = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.RUNNING]
+    for trial in orphans:
+        storage.set_trial_user_attr(trial._trial_id, "raysys.orphaned", "driver stopped before Tune started it")
+        storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+    return len(orphans)
+
+
+def _checkpoint_exists(path: Any) -> bool:
+    if not isinstance(path, str) or not path:
+        return False
+    return "://" in path or os.path.isdir(path)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def summarise(spec: StudySpec, results: tune.ResultGrid, mode: str, study_dir: Path, parent_run_id: str, tracking_uri: str) -> StudyOutcome:
+    errored: dict[str, str] = {}
+    best: tuple[float, str, dict, str | None] | None = None
+    sign = 1.0 if mode == "max" else -1.0
+    for result in results:
+        if result.error is not None:
+            errored[_trial_name(result)] = str(result.error).strip().splitlines()[-1][:500]
+        frame = result.metrics_dataframe
+        if frame is None or OBJECTIVE not in frame:
+            continue
+        rows = frame[frame[OBJECTIVE].map(_finite)]
+        if "checkpoint_path" in rows:  # only the kept (best) checkpoints are still on disk
+            kept = rows[rows["checkpoint_path"].map(_checkpoint_exists)]
+            rows = kept if not kept.empty else rows
+        if rows.empty:
+            continue
+        row = rows.loc[(rows[OBJECTIVE] * sign).idxmax()]
+        value = float(row[OBJECTIVE])
+        checkpoint = row.get("checkpoint_path") if "checkpoint_path" in rows else None
+        checkpoint = checkpoint if isinstance(checkpoint, str) and checkpoint else None
+        if best is None or sign * value > sign * best[0]:
+            best = (value, _trial_name(result), dict(result.config or {}), checkpoint)
+    outcome = StudyOutcome(study_dir, parent_run_id, tracking_uri, trials=len(results), errored=errored)
+    if best is not None:
+        outcome.best_objective, outcome.best_trial, outcome.best_config, outcome.best_checkpoint = best
+    return outcome
+
+
+def _trial_name(result: tune.Result) -> str:
+    """The Tune trial id of a result (what trials' Train and MLflow runs are named by).
+
+    Trial directories are named ``<trainable>_<experiment tag>_<index>_<params...>``; the trial
+    id is ``<experiment tag>_<index>``, which also names results that never reported metrics.
+    """
+    if (result.metrics or {}).get("trial_id"):
+        return str(result.metrics["trial_id"])
+    parts = Path(result.path).name.split("_")
+    for i in range(len(parts) - 1):
+        if len(parts[i + 1]) == 5 and parts[i + 1].isdigit():
+            return f"{parts[i]}_{parts[i + 1]}"
+    return Path(result.path).name
