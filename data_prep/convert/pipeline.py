@@ -19,7 +19,7 @@ from .subject import SubjectJob, stage
 
 CONVERTER_VERSION = "1.0"
 DTYPES = ("float32", "float16")
-DEFAULT_SHARD_SLICES = 16
+DEFAULT_SHARD_SLICES = 8
 """Slices per shard; chosen by bench/data_read.py (see docs/readme/30-store.md)."""
 
 
@@ -131,6 +131,7 @@ def convert(input: str, output: str, modalities=None, size=(64, 64), slices="aut
                                 already_complete=True)
 
     done = assemble.staged_subjects(root)
+    root.require_group(layout.STAGING)  # created once here, so tasks never race on its metadata
     resumed = sorted(s for s in done if s in jobs_files)
     pending = [SubjectJob(output, s, files, size, slice_range, normalise, dtype, strict)
                for s, files in jobs_files.items() if s not in done]

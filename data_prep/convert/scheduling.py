@@ -39,7 +39,7 @@ def _run_distributed(tasks: list, address: str, label: str, progress: bool) -> l
         index = {future.key: i for i, future in enumerate(futures)}
         results: list[Any] = [None] * len(futures)
         try:
-            for future in tqdm(as_completed(futures), total=len(futures), desc=label,
+            for future in tqdm(as_completed(futures, loop=client.loop), total=len(futures), desc=label,
                                disable=not progress, file=sys.stderr):
                 results[index[future.key]] = future.result()
         except BaseException:

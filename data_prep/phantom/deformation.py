@@ -22,8 +22,8 @@ SMOOTH_STD_MM = (1.0, 2.5)      # per-subject range of the displacement's std ("
 MAX_ROTATION_DEG = 3.0
 MAX_LOG_SCALE = 0.06            # per-axis brain size variation, about +-6 %
 MAX_SHIFT_MM = 3.0
-VENTRICLE_SIGMA_MM = (16.0, 26.0, 14.0)  # extent of the ventricle warp (x, y, z)
-VENTRICLE_STRENGTH = (-0.25, 0.35)       # < 0 shrinks, > 0 enlarges the ventricles
+VENTRICLE_SIGMA_MM = (20.0, 30.0, 18.0)  # extent of the ventricle warp (x, y, z)
+VENTRICLE_STRENGTH = (-0.3, 0.55)        # < 0 shrinks, > 0 enlarges the ventricles (|.| < 0.6: no folding)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from .template import Template
 
 NCR, ED, ET = 1, 2, 4
 RADIUS_MM = (9.0, 18.0)        # radius of the enhancing lesion (NCR + ET)
-CORE_FRACTION = (0.35, 0.6)    # NCR radius relative to the lesion radius
+CORE_FRACTION = (0.45, 0.7)    # NCR radius relative to the lesion radius
 OEDEMA_EXTENT = (1.5, 2.1)     # oedema reach relative to the lesion radius
 SHAPE_NOISE = 0.3              # relative radius irregularity
 BRAIN_MARGIN_MM = 6.0          # lesion centre at least radius + margin from the brain surface

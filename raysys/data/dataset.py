@@ -14,11 +14,13 @@ so the dataset pickles to DataLoader/Ray workers without open handles.
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from zarr.core.sync import sync
 
 from . import layout
 from .store import Store, open_store
@@ -103,6 +105,17 @@ class SliceDataset(Dataset):
             keep[rng.choice(np.flatnonzero(available))] = True
         return keep
 
+    def _read(self, arrays: dict, requests: list[tuple[str, object]]) -> list[np.ndarray]:
+        """``arrays[name][selection]`` for each request; Zarr reads are issued concurrently."""
+        if self.preload:
+            return [arrays[name][selection] for name, selection in requests]
+
+        async def gather():
+            return await asyncio.gather(*(arrays[name].async_array.getitem(selection)
+                                          for name, selection in requests))
+        # one round trip to zarr's event loop per item instead of one per array
+        return [np.asarray(a) for a in sync(gather())]
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         arrays = self._open()
         g = int(self.slices[index])
@@ -113,18 +126,23 @@ class SliceDataset(Dataset):
         # positions of the K context slices inside the read block [lo, hi): edges repeated
         rows = np.clip(np.arange(g - half, g + half + 1), first, stop - 1) - lo
         available = self._hidden(index, self.availability[subject].copy())
-        height, width = arrays[layout.MASK].shape[1:]
+        wanted = [m for m, modality in enumerate(self.modalities) if available[m]]
+        requests = [(f"{layout.IMAGES}/{self.modalities[m]}", slice(lo, hi)) for m in wanted]
+        requests.append((layout.MASK, g))
+        if self.has_labels:
+            requests.append((layout.LABELS, g))
+        blocks = self._read(arrays, requests)
+        height, width = blocks[len(wanted)].shape
         images = np.zeros((len(self.modalities), self.context, height, width), dtype=np.float32)
-        for m, modality in enumerate(self.modalities):
-            if available[m]:
-                images[m] = arrays[f"{layout.IMAGES}/{modality}"][lo:hi][rows]
+        for m, block in zip(wanted, blocks):
+            images[m] = block[rows]
         item = {
             "images": torch.from_numpy(images),
             "available": torch.from_numpy(available.astype(bool)),
-            "mask": torch.from_numpy(np.asarray(arrays[layout.MASK][g], dtype=bool)),
+            "mask": torch.from_numpy(np.asarray(blocks[len(wanted)], dtype=bool)),
             "subject": torch.tensor(subject, dtype=torch.int64),
             "slice": torch.tensor(g, dtype=torch.int64),
         }
         if self.has_labels:
-            item["label"] = torch.from_numpy(np.asarray(arrays[layout.LABELS][g], dtype=np.int64))
+            item["label"] = torch.from_numpy(np.asarray(blocks[-1], dtype=np.int64))
         return item

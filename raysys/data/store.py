@@ -11,6 +11,9 @@ import zarr
 from . import layout
 
 
+PATH_DEPENDENT_ATTRS = ("arguments", "fingerprint", "failed")
+
+
 class StoreError(Exception):
     """The URL is not a complete raysys store; the message names the URL."""
 
@@ -56,8 +59,13 @@ class Store:
 
     @property
     def store_id(self) -> str:
-        """Stable content id: SHA-256 (first 16 hex) of the attrs, which hold the sources' SHA-256s."""
-        return hashlib.sha256(json.dumps(self.attrs, sort_keys=True).encode()).hexdigest()[:16]
+        """Stable content id: SHA-256 (first 16 hex) of the attrs, which hold the sources' SHA-256s.
+
+        Path-dependent attrs (``arguments``, ``fingerprint``, ``failed``) are left out, so the same
+        files converted with the same settings from another folder give the same id.
+        """
+        content = {k: v for k, v in self.attrs.items() if k not in PATH_DEPENDENT_ATTRS}
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
     @property
     def n_slices(self) -> int:

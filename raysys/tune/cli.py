@@ -91,7 +91,10 @@ def init_ray(args: argparse.Namespace, concurrency_hint: int) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init()
     else:
-        ray.init(num_cpus=args.num_cpus, resources={"trial_driver": max(concurrency_hint, 1)}, include_dashboard=False)
+        # The dashboard serves the State API that Ray Train's placement-group cleaner needs when
+        # ASHA stops a trial (without it the stopped trial's workers keep their CPUs).
+        ray.init(address="local", num_cpus=args.num_cpus, resources={"trial_driver": max(concurrency_hint, 1)},
+                 include_dashboard=True, dashboard_host="127.0.0.1")
 
 
 def default_concurrency(args: argparse.Namespace) -> int:

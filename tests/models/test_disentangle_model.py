@@ -6,7 +6,6 @@ import time
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from raysys.models import build_family, build_model, make_config
 from raysys.models.disentangle import DisentangleConfig, DisentangleFamily
@@ -122,3 +121,17 @@ def test_paper_preset_builds_and_runs_one_forward_at_192x160():
     assert out.recon.shape == (2, 4, 4, 3, 192, 160) and out.s.shape == (2, 4, 4, 192, 160)
     assert torch.isfinite(out.recon).all()
     print(f"paper forward: {time.perf_counter() - start:.1f} s, {params} params")
+
+
+def test_config_round_trips_through_flat_dicts_and_string_overrides():
+    from raysys.config import from_flat, to_flat
+
+    for preset in ("tiny", "paper"):
+        config = DisentangleConfig.preset(preset)
+        assert from_flat(DisentangleConfig, to_flat(config)) == config
+    config = make_config("disentangle", "tiny", {"encoder": "conv", "regulariser": "adv", "betas": "(0.5, 0.999)",
+                                                 "lambda_s": "5", "n_experts": "2", "data_range": "(0.0, 1.0)"})
+    assert (config.encoder, config.regulariser, config.betas) == ("conv", "adv", (0.5, 0.999))
+    assert config.lambda_s == 5.0 and config.n_experts == 2 and config.data_range == (0.0, 1.0)
+    with pytest.raises(ValueError, match="encoder"):
+        make_config("disentangle", "tiny", {"encoder": "transformer"})

@@ -48,14 +48,18 @@ def recon_loss(logs: dict[str, float]) -> float:
 @pytest.mark.parametrize("encoder,regulariser", VARIANTS)
 def test_short_overfit_lowers_reconstruction_loss(phantom_batch, encoder, regulariser):
     torch.manual_seed(0)
-    family = build_family("disentangle", "tiny", overrides={"encoder": encoder, "regulariser": regulariser, "lr": 2e-3})
-    family.configure_optimizers(total_epochs=1, steps_per_epoch=20)
+    family = build_family("disentangle", "tiny", overrides={"encoder": encoder, "regulariser": regulariser, "lr": 4e-3})
+    family.configure_optimizers(total_epochs=1, steps_per_epoch=25)
     ctx = context()
-    history = [family.train_step(phantom_batch, ctx) for _ in range(20)]
+    history = [family.train_step(phantom_batch, ctx) for _ in range(25)]
     for logs in history:
         assert all(math.isfinite(v) for v in logs.values()), logs
     first, last = recon_loss(history[0]), recon_loss(history[-1])
-    assert last < 0.5 * first, f"{encoder}+{regulariser}: recon loss {first:.3f} -> {last:.3f}"
+    assert last < 0.75 * first, f"{encoder}+{regulariser}: recon loss {first:.3f} -> {last:.3f}"
+    # Better than the best constant image (0: the background, the median voxel) on self-recon.
+    available = phantom_batch["available"]
+    constant_l1 = phantom_batch["images"][available].abs().mean().item()
+    assert history[-1]["loss/self"] < 0.92 * constant_l1, f"{history[-1]['loss/self']:.3f} vs constant {constant_l1:.3f}"
     expected = {"loss/self", "loss/cross", "loss/latent", "loss/total"}
     expected |= {"sim": {"loss/sim_s", "loss/sim_z"}, "adv": {"loss/adv", "loss/discriminator"}, "na": set()}[regulariser]
     assert set(history[-1]) == expected

@@ -56,12 +56,16 @@ class DisentangleConfig:
             if not ok:
                 raise ValueError(f"DisentangleConfig.{field}={getattr(self, field)!r}: {why}")
 
-        need(len(self.image_size) == 2 and all(int(v) > 0 for v in self.image_size), "image_size", "must be (H, W), positive")
-        need(self.context >= 1 and self.context % 2 == 1, "context", "must be a positive odd number (the centre slice is the target)")
-        need(len(self.data_range) == 2 and self.data_range[0] < self.data_range[1], "data_range", "must be (low, high) with low < high")
+        need(len(self.image_size) == 2 and all(int(v) > 0 for v in self.image_size), "image_size",
+             "must be (H, W), positive")
+        need(self.context >= 1 and self.context % 2 == 1, "context",
+             "must be a positive odd number (the centre slice is the target)")
+        need(len(self.data_range) == 2 and self.data_range[0] < self.data_range[1], "data_range",
+             "must be (low, high) with low < high")
         for field in ("unet_widths", "modality_widths", "decoder_widths"):
             widths = getattr(self, field)
-            need(len(widths) >= 1 and all(int(w) > 0 for w in widths), field, "must be a non-empty tuple of positive ints")
+            need(len(widths) >= 1 and all(int(w) > 0 for w in widths), field,
+                 "must be a non-empty tuple of positive ints")
         need(self.anatomy_channels >= 2, "anatomy_channels", "must be >= 2 (softmax over channels)")
         need(self.z_dim >= 1, "z_dim", "must be >= 1")
         need(self.encoder in ("conv", "condconv"), "encoder", "must be 'conv' or 'condconv'")
@@ -70,24 +74,26 @@ class DisentangleConfig:
         need(self.n_experts >= 1, "n_experts", "must be >= 1")
         need(self.spade_hidden >= 1, "spade_hidden", "must be >= 1")
         need(len(self.discriminator_widths) >= 1, "discriminator_widths", "must be non-empty")
-        for field in ("lambda_c", "lambda_l", "lambda_s", "lambda_z", "lambda_adv", "alpha_s", "alpha_z", "weight_decay"):
+        for field in ("lambda_c", "lambda_l", "lambda_s", "lambda_z", "lambda_adv", "alpha_s", "alpha_z",
+                      "weight_decay"):
             need(getattr(self, field) >= 0, field, "must be >= 0")
         for field in ("lr", "discriminator_lr"):
             need(getattr(self, field) > 0, field, "must be > 0")
         need(0 < self.plateau_factor < 1, "plateau_factor", "must be in (0, 1)")
         need(self.plateau_patience >= 0, "plateau_patience", "must be >= 0")
         # Spatial sizes: every stride-2 path must land on whole pixels, f must pool whole windows.
-        for field, depth in (("unet_widths", len(self.unet_widths)), ("modality_widths", len(self.modality_widths)),
-                             ("decoder_widths", len(self.decoder_widths))):
+        for field in ("unet_widths", "modality_widths", "decoder_widths"):
+            depth = len(getattr(self, field))
             stride = 2**depth
             if any(int(v) % stride for v in self.image_size):
                 raise ValueError(
                     f"DisentangleConfig.image_size={tuple(self.image_size)!r} must be divisible by {stride} "
                     f"(total stride of {field} with {depth} levels)"
                 )
-        if any(int(v) % self.sim_pool for v in self.image_size) or self.sim_pool < 1:
+        if self.sim_pool < 1 or any(int(v) % self.sim_pool for v in self.image_size):
             raise ValueError(
-                f"DisentangleConfig.sim_pool={self.sim_pool!r}: image_size {tuple(self.image_size)!r} must be divisible by it"
+                f"DisentangleConfig.sim_pool={self.sim_pool!r}: image_size {tuple(self.image_size)!r} "
+                "must be divisible by it"
             )
 
     @classmethod

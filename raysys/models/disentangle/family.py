@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -107,8 +107,9 @@ class DisentangleFamily(ModelFamily):
             "latent": c.lambda_l * latent_consistency(out.z_reencoded, out.z, out.pair_valid),
         }
         if c.regulariser == "sim":
-            loss_s, loss_z = similarity_margin_loss(pooled_anatomy(out.s, c.sim_pool), out.z, batch["subject"],
-                                                    available, c.alpha_s, c.alpha_z)
+            fs = pooled_anatomy(out.s.float(), c.sim_pool)  # f(s) in fp32 even under autocast
+            loss_s, loss_z = similarity_margin_loss(fs, out.z.float(), batch["subject"], available,
+                                                    c.alpha_s, c.alpha_z)
             terms["sim_s"] = c.lambda_s * loss_s
             terms["sim_z"] = c.lambda_z * loss_z
         if c.regulariser == "adv":

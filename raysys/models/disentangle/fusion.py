@@ -19,7 +19,8 @@ def fuse_anatomy(s: torch.Tensor, available: torch.Tensor) -> torch.Tensor:
                          f"{tuple(available.shape)} must be [B, M]")
     available = available.bool()
     if not bool(available.any(dim=1).all()):
-        raise ValueError("fuse_anatomy: every sample needs at least one available modality (available has an all-False row)")
+        raise ValueError("fuse_anatomy: every sample needs at least one available modality "
+                         "(available has an all-False row)")
     keep = available[:, :, None, None, None]
     fused_max = torch.where(keep, s, torch.finfo(s.dtype).min).amax(dim=1)
     fused_min = torch.where(keep, s, torch.finfo(s.dtype).max).amin(dim=1)

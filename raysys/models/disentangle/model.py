@@ -76,7 +76,7 @@ class DisentangleModel(nn.Module):
         self._check(images, available)
         b, m = available.shape
         available = available.bool()
-        s, z, rows = self._encode(images, available)
+        s, z, rows, s_rows = self._encode(images, available)
 
         pair_valid = available[:, :, None] & available[:, None, :]
         pb, pi, pj = pair_valid.nonzero(as_tuple=True)
@@ -84,9 +84,10 @@ class DisentangleModel(nn.Module):
         z_tilde_rows = self.modality_encoder(recon_rows, pj)  # eq. (1): z~ = E^M_j(D(E^A_i(x_i), E^M_j(x_j)))
         recon = recon_rows.new_zeros(b, m, m, *recon_rows.shape[1:]).index_put((pb, pi, pj), recon_rows)
         z_reencoded = z_tilde_rows.new_zeros(b, m, m, z_tilde_rows.shape[-1]).index_put((pb, pi, pj), z_tilde_rows)
-        return DisentangleOutput(s, z, recon, z_reencoded, pair_valid, s[rows[:, 0], rows[:, 1]], rows)
+        return DisentangleOutput(s, z, recon, z_reencoded, pair_valid, s_rows, rows)
 
     def _encode(self, images: torch.Tensor, available: torch.Tensor):
+        """Encode the available rows: s [B, M, C, H, W], z [B, M, Dz], rows [N, 2] (b, i), s_rows [N, C, H, W]."""
         b, m = available.shape
         rb, ri = available.nonzero(as_tuple=True)
         x = images[rb, ri]  # [N, K, H, W]
@@ -94,14 +95,15 @@ class DisentangleModel(nn.Module):
         z_rows = self.modality_encoder(x, ri)
         s = s_rows.new_zeros(b, m, *s_rows.shape[1:]).index_put((rb, ri), s_rows)
         z = z_rows.new_zeros(b, m, z_rows.shape[-1]).index_put((rb, ri), z_rows)
-        return s, z, torch.stack([rb, ri], dim=1)
+        return s, z, torch.stack([rb, ri], dim=1), s_rows
 
     def _check(self, images: torch.Tensor, available: torch.Tensor) -> None:
         m, k, (h, w) = len(self.modalities), self.config.context, self.config.image_size
         if images.dim() != 5 or tuple(images.shape[1:]) != (m, k, h, w):
             raise ValueError(f"DisentangleModel: images {tuple(images.shape)} must be [B, M={m}, K={k}, H={h}, W={w}]")
         if tuple(available.shape) != tuple(images.shape[:2]):
-            raise ValueError(f"DisentangleModel: available {tuple(available.shape)} must be [B, M]={tuple(images.shape[:2])}")
+            raise ValueError(f"DisentangleModel: available {tuple(available.shape)} must be "
+                             f"[B, M]={tuple(images.shape[:2])}")
 
     # --- inference ---------------------------------------------------------------------------
     def modality_index(self, modality: int | str) -> int:
@@ -148,5 +150,5 @@ class DisentangleModel(nn.Module):
         if not bool(available[:, i].all() and available[:, j].all()):
             raise ValueError(f"cross_synthesis: source {self.modalities[i]!r} and target {self.modalities[j]!r} "
                              "must be available in every sample")
-        s, z, _ = self._encode(images, available.bool())
+        s, z = self._encode(images, available.bool())[:2]
         return self.decode(s[:, i], z[:, j], j)

@@ -120,10 +120,7 @@ def tsne_figure(features: np.ndarray, labels: np.ndarray, title: str = "", label
                 perplexity: float = 30.0, seed: int = 0):
     """A matplotlib Figure of the 2-D t-SNE of ``features`` [N, D], coloured by ``labels`` [N]
     (the paper's Fig. 3: z by modality, f(s) by subject). Perplexity is capped below N."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # no pyplot: no global state, no display backend needed
     from sklearn.manifold import TSNE
 
     features, labels = np.asarray(features, dtype=np.float64), np.asarray(labels)

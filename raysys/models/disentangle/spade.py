@@ -42,8 +42,9 @@ class SPADEResBlock(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, middle, 3, padding=1)
         self.norm2 = SPADE(middle, seg_channels, hidden)
         self.conv2 = nn.Conv2d(middle, out_channels, 3, padding=1)
-        self.shortcut_norm = SPADE(in_channels, seg_channels, hidden) if in_channels != out_channels else None
-        self.shortcut_conv = nn.Conv2d(in_channels, out_channels, 1, bias=False) if in_channels != out_channels else None
+        learned_shortcut = in_channels != out_channels
+        self.shortcut_norm = SPADE(in_channels, seg_channels, hidden) if learned_shortcut else None
+        self.shortcut_conv = nn.Conv2d(in_channels, out_channels, 1, bias=False) if learned_shortcut else None
 
     def forward(self, h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         shortcut = h if self.shortcut_conv is None else self.shortcut_conv(self.shortcut_norm(h, s))

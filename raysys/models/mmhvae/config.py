@@ -160,14 +160,14 @@ class MMHVAEConfig:
         if name == "tiny":
             return cls(
                 image_size=64,
-                channels=(8, 16, 16, 32, 32),
+                channels=(4, 8, 8, 16, 16),
                 top_latent_dim=32,
                 levels=6,
                 decoder_expansion=3,
-                head_channels=8,
-                head_blocks=2,
+                head_channels=4,
+                head_blocks=1,
                 memory_size=16,
-                disc_channels=16,
+                disc_channels=8,
                 disc_layers=3,
             )
         raise ValueError(f"unknown MMHVAE preset {name!r}; known: ['paper', 'tiny']")

@@ -1,0 +1,68 @@
+"""Ray Train loop (1 worker, 1 thread) vs a plain PyTorch loop on the same model, data and threads.
+
+Prints one JSON object: step times, their ratio (goal <= 1.03) and the share of the Ray loop's
+step time spent waiting for data (goal <= 0.05). The Ray figure is the second epoch's mean
+(``perf/step_seconds``), so worker start-up and the first-epoch warm-up are excluded.
+
+    OMP_NUM_THREADS=1 python bench/train_overhead.py [--data store.zarr] [--family disentangle]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from train_common import MACHINE, phantom_store, plain_loop_step_seconds  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=None)
+    p.add_argument("--family", default="disentangle")
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--repeats", type=int, default=2, help="alternating plain/Ray measurements; the best of each is kept")
+    args = p.parse_args()
+    data = phantom_store(args.data)
+
+    import ray
+
+    from raysys.train import ScalingSpec, TrackingSpec, TrainConfig, fit
+
+    ray.init(num_cpus=2, include_dashboard=False)
+    root = Path(tempfile.mkdtemp(prefix="raysys-bench-overhead-"))
+    plain, ray_runs = [], []
+    for repeat in range(args.repeats):
+        plain.append(plain_loop_step_seconds(args.family, args.preset, data, args.batch_size, args.steps))
+        train = TrainConfig(family=args.family, preset=args.preset, data=data, epochs=2, batch_size=args.batch_size,
+                            max_steps_per_epoch=args.steps, max_val_steps=1)
+        result = fit(train, {}, ScalingSpec(workers=1, cpus_per_worker=1), run_name=f"overhead-{repeat}",
+                     storage=str(root / "runs"), tracking=TrackingSpec(f"sqlite:///{root / 'mlflow.db'}"))
+        ray_runs.append({"step_seconds": result.metrics["perf/step_seconds"], "data_wait_fraction": result.metrics["perf/data_wait_fraction"]})
+    ray.shutdown()
+    best_plain = min(r["step_seconds"] for r in plain)
+    best_ray = min(r["step_seconds"] for r in ray_runs)
+    print(json.dumps({
+        "benchmark": "train_overhead",
+        "machine": MACHINE,
+        "family": args.family, "preset": args.preset, "batch_size": args.batch_size, "steps": args.steps, "threads": 1,
+        "plain_step_seconds": best_plain,
+        "ray_train_step_seconds": best_ray,
+        "ratio_ray_over_plain": best_ray / best_plain,
+        "goal_ratio": 1.03,
+        "ray_data_wait_fraction": min(r["data_wait_fraction"] for r in ray_runs),
+        "goal_data_wait_fraction": 0.05,
+        "all_plain": plain, "all_ray": ray_runs,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

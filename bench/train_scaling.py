@@ -1,0 +1,61 @@
+"""Throughput of 2 Ray Train workers (1 thread each) vs 1 worker on the same model and data.
+
+Prints one JSON object; goal: ``speedup >= 1.7`` on a 2-core box. Throughput is the second
+epoch's ``perf/samples_per_second`` (all ranks' samples / epoch seconds), batch size per worker
+fixed, so 2 workers process twice the samples per step (data-parallel weak scaling).
+
+    OMP_NUM_THREADS=1 python bench/train_scaling.py [--data store.zarr] [--family disentangle]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from train_common import MACHINE, phantom_store  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=None)
+    p.add_argument("--family", default="disentangle")
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--batch-size", type=int, default=2)
+    p.add_argument("--steps", type=int, default=15)
+    args = p.parse_args()
+    data = phantom_store(args.data)
+
+    import ray
+
+    from raysys.train import ScalingSpec, TrackingSpec, TrainConfig, fit
+
+    ray.init(num_cpus=2, include_dashboard=False)
+    root = Path(tempfile.mkdtemp(prefix="raysys-bench-scaling-"))
+    throughput = {}
+    for workers in (1, 2):
+        train = TrainConfig(family=args.family, preset=args.preset, data=data, epochs=2, batch_size=args.batch_size,
+                            max_steps_per_epoch=args.steps, max_val_steps=1)
+        result = fit(train, {}, ScalingSpec(workers=workers, cpus_per_worker=1), run_name=f"scaling-{workers}",
+                     storage=str(root / "runs"), tracking=TrackingSpec(f"sqlite:///{root / 'mlflow.db'}"))
+        throughput[workers] = {"samples_per_second": result.metrics["perf/samples_per_second"],
+                               "step_seconds": result.metrics["perf/step_seconds"]}
+    ray.shutdown()
+    print(json.dumps({
+        "benchmark": "train_scaling",
+        "machine": MACHINE,
+        "family": args.family, "preset": args.preset, "batch_size_per_worker": args.batch_size, "steps": args.steps,
+        "one_worker": throughput[1], "two_workers": throughput[2],
+        "speedup": throughput[2]["samples_per_second"] / throughput[1]["samples_per_second"],
+        "goal_speedup": 1.7,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
