@@ -30,35 +30,39 @@ WM_CLASS_RANK: dict[str, int] = {"t1": 2, "t1gd": 2, "t2": 0, "flair": 1}
 MINMAX_PERCENTILES = (0.5, 99.5)
 
 
-def zscore(volume: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, dict]:
-    """(x - mean) / std over the mask, clipped to [-5, 5] (disentanglement paper: brain z-scores)."""
+def zscore(volume: np.ndarray, mask: np.ndarray) -> tuple[float, float, dict]:
+    """(x - mean) / std over the mask, later clipped to [-5, 5] (disentanglement paper: brain z-scores)."""
     inside = volume[mask]
     mean, std = float(inside.mean()), float(inside.std())
     if std == 0:
         raise ValueError("constant intensity inside the brain mask")
-    out = np.clip((volume - mean) / std, *VALUE_RANGES["zscore"])
-    return np.where(mask, out, 0.0).astype(np.float32), {"mean": mean, "std": std}
+    return mean, 1.0 / std, {"mean": mean, "std": std}
 
 
-def minmax(volume: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, dict]:
-    """Linear map of the 0.5th..99.5th percentile in the mask to [0, 1], clipped."""
+def minmax(volume: np.ndarray, mask: np.ndarray) -> tuple[float, float, dict]:
+    """Linear map of the 0.5th..99.5th percentile in the mask to [0, 1], later clipped."""
     low, high = (float(v) for v in np.percentile(volume[mask], MINMAX_PERCENTILES))
     if high <= low:
         raise ValueError("constant intensity inside the brain mask")
-    out = np.clip((volume - low) / (high - low), 0.0, 1.0)
-    return np.where(mask, out, 0.0).astype(np.float32), {"low": low, "high": high}
+    return low, 1.0 / (high - low), {"low": low, "high": high}
 
 
 def wm_median(volume: np.ndarray, mask: np.ndarray, white_matter: np.ndarray, modality: str
-              ) -> tuple[np.ndarray, dict]:
+              ) -> tuple[float, float, dict]:
     """MMHVAE harmonisation: brain minimum -> 0, white-matter median -> ``WM_MEDIAN_TARGET``; clip [0, 1]."""
     minimum = float(volume[mask].min())
     median = float(np.median(volume[white_matter])) if np.any(white_matter) else float(np.median(volume[mask]))
     if median <= minimum:
         raise ValueError("white-matter median is not above the brain minimum")
     target = WM_MEDIAN_TARGET.get(modality, 1 / 3)
-    out = np.clip((volume - minimum) * (target / (median - minimum)), 0.0, 1.0)
-    return np.where(mask, out, 0.0).astype(np.float32), {"min": minimum, "wm_median": median, "target": target}
+    return minimum, target / (median - minimum), {"min": minimum, "wm_median": median, "target": target}
+
+
+def apply(values: np.ndarray, mask: np.ndarray, offset: float, scale: float, method: str) -> np.ndarray:
+    """Every method is linear: clip((x - offset) * scale) to its value range inside the mask, 0 outside."""
+    low, high = VALUE_RANGES[method]
+    out = np.clip((values - np.float32(offset)) * np.float32(scale), low, high)
+    return np.where(mask, out, np.float32(0)).astype(np.float32)
 
 
 def _intensity_classes(volume: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -92,19 +96,21 @@ def white_matter_masks(images: dict[str, np.ndarray], mask: np.ndarray, tissue: 
     return masks, "per-modality"
 
 
-def normalise_subject(images: dict[str, np.ndarray], mask: np.ndarray, tissue: np.ndarray | None,
-                      method: str) -> tuple[dict[str, np.ndarray], dict]:
-    """Normalise every image of one subject; returns ({modality: volume}, {modality: stats, ...})."""
+def fit_subject(images: dict[str, np.ndarray], mask: np.ndarray, tissue: np.ndarray | None, method: str
+                ) -> tuple[dict[str, tuple[float, float]], dict]:
+    """Fit the normalisation of every image of one subject on the whole 3-D volume.
+
+    Returns ({modality: (offset, scale)} for ``apply``, {modality: statistics, ...} to record).
+    """
     if method not in METHODS:
         raise ValueError(f"normalise={method!r}: expected one of {METHODS}")
-    out, stats = {}, {}
+    params, stats = {}, {}
     if method == "wm-median":
-        white, source = white_matter_masks(images, mask, tissue)
-        stats["white_matter_from"] = source
-        for modality, volume in images.items():
-            out[modality], stats[modality] = wm_median(volume, mask, white[modality], modality)
-        return out, stats
-    function = zscore if method == "zscore" else minmax
+        white, stats["white_matter_from"] = white_matter_masks(images, mask, tissue)
     for modality, volume in images.items():
-        out[modality], stats[modality] = function(volume, mask)
-    return out, stats
+        if method == "wm-median":
+            offset, scale, stats[modality] = wm_median(volume, mask, white[modality], modality)
+        else:
+            offset, scale, stats[modality] = (zscore if method == "zscore" else minmax)(volume, mask)
+        params[modality] = (offset, scale)
+    return params, stats

@@ -64,22 +64,25 @@ def prepare(job: SubjectJob) -> dict:
             raise InputError(job.files[name], f"{name} values outside 0..255")
     try:
         mask = geometry.brain_mask(images, tissue)
-        normalised, stats = normalise.normalise_subject(images, mask, tissue, job.normalise)
-        mask_stack = geometry.fit_in_plane(geometry.axial_stack(mask.astype(np.uint8)), job.size, order=0) > 0
+        params, stats = normalise.fit_subject(images, mask, tissue, job.normalise)
+        mask_stack = geometry.axial_stack(mask)
         keep = geometry.choose_slices(mask_stack, job.slices)
     except ValueError as error:
         raise InputError(first_image, str(error)) from error
-    low, high = normalise.VALUE_RANGES[job.normalise]
+    # statistics come from the whole volume; only the kept slices are normalised and resized
+    mask_kept = mask_stack[keep]
+    mask_out = geometry.fit_in_plane(mask_kept.view(np.uint8), job.size, order=0) > 0
     arrays = {}
-    for modality, volume in normalised.items():
-        stack = geometry.fit_in_plane(geometry.axial_stack(volume), job.size, order=1)[keep]
-        stack = np.where(mask_stack[keep], np.clip(stack, low, high), 0.0)
-        arrays[f"{layout.IMAGES}/{modality}"] = stack.astype(job.dtype)
-    arrays[layout.MASK] = mask_stack[keep]
+    for modality, volume in images.items():
+        stack = geometry.axial_stack(volume[:, :, keep])
+        normalised = normalise.apply(stack, mask_kept, *params[modality], method=job.normalise)
+        resized = geometry.fit_in_plane(normalised, job.size, order=1)
+        arrays[f"{layout.IMAGES}/{modality}"] = np.where(mask_out, resized, 0).astype(job.dtype)
+    arrays[layout.MASK] = mask_out
     for name, volume in ((layout.LABELS, labels), (layout.TISSUE, tissue)):
         if volume is not None:
-            arrays[name] = geometry.fit_in_plane(geometry.axial_stack(volume.astype(np.uint8)), job.size,
-                                                 order=0)[keep]
+            arrays[name] = geometry.fit_in_plane(geometry.axial_stack(volume[:, :, keep].astype(np.uint8)),
+                                                 job.size, order=0)
     zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
     height, width = geometry.padded_plane(images[next(iter(images))].shape[1],
                                           images[next(iter(images))].shape[0], job.size)
