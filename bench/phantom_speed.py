@@ -3,6 +3,8 @@
     python bench/phantom_speed.py [--subjects 20] [--resolution 2] [--workers 2] [--modalities ...]
 
 Template loading (nilearn, once per process) is timed separately from generation.
+``cpu_seconds_per_subject`` is the CPU time of a serial 2-subject run in this process: a
+figure that, unlike wall time, hardly depends on what else the machine is running.
 """
 
 from __future__ import annotations
@@ -34,10 +36,15 @@ def main() -> None:
                         modalities=args.modalities, workers=args.workers)
         seconds = time.perf_counter() - start
         size_mb = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out) for f in fs) / 2**20
+    with tempfile.TemporaryDirectory(prefix="phantom_bench_serial_") as out:
+        cpu_start = time.process_time()
+        generate_cohort(out, subjects=2, seed=0, resolution=args.resolution, modalities=args.modalities, workers=1)
+        cpu_per_subject = (time.process_time() - cpu_start) / 2
     print(json.dumps({
         "subjects": args.subjects, "resolution": args.resolution, "workers": args.workers,
         "modalities": args.modalities, "seconds": round(seconds, 2),
         "seconds_per_subject": round(seconds / args.subjects, 3),
+        "cpu_seconds_per_subject": round(cpu_per_subject, 3),
         "template_load_seconds": round(template_seconds, 2), "output_mb": round(size_mb, 1),
         "cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2),
         "python": platform.python_version(),

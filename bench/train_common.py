@@ -52,7 +52,7 @@ def plain_loop_step_seconds(family_name: str, preset: str, data: str, batch_size
         iterator = iter(loader)
         while done < steps + warmup:
             if done == warmup:
-                start, wait = time.perf_counter(), 0.0
+                start, cpu_start, wait = time.perf_counter(), time.thread_time(), 0.0
             fetch = time.perf_counter()
             try:
                 batch = next(iterator)
@@ -62,5 +62,5 @@ def plain_loop_step_seconds(family_name: str, preset: str, data: str, batch_size
             family.train_step(batch, StepContext(epoch=0, total_epochs=1, global_step=done, device=device))
             done += 1
         epoch += 1
-    seconds = time.perf_counter() - start
-    return {"step_seconds": seconds / steps, "data_wait_fraction": wait / seconds}
+    seconds, cpu_seconds = time.perf_counter() - start, time.thread_time() - cpu_start
+    return {"step_seconds": seconds / steps, "step_cpu_seconds": cpu_seconds / steps, "data_wait_fraction": wait / seconds}

@@ -94,7 +94,8 @@ def brain_mask(images: dict[str, np.ndarray], tissue: np.ndarray | None) -> np.n
     scaled = [v / max(float(np.percentile(v[v > 0], 99)) if np.any(v > 0) else 1.0, 1e-12)
               for v in images.values()]
     mean = np.mean(scaled, axis=0)
-    mask = mean > otsu_threshold(mean[mean > 0] if np.any(mean > 0) else mean.ravel())
+    # Otsu over ALL voxels: it separates background (0 after skull stripping, or noise) from head/brain
+    mask = mean > otsu_threshold(mean.ravel())
     labelled, count = ndimage.label(mask)
     if count > 1:
         sizes = ndimage.sum_labels(mask, labelled, index=np.arange(1, count + 1))

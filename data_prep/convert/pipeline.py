@@ -34,6 +34,7 @@ class ConversionReport:
     n_slices: int
     seconds: float
     already_complete: bool = False
+    processed: list[str] = dataclasses.field(default_factory=list)   # subjects (re)processed by this run
 
     @property
     def ok(self) -> bool:
@@ -152,7 +153,7 @@ def convert(input: str, output: str, modalities=None, size=(64, 64), slices="aut
     _assemble(root, output, subjects, done, chosen, size, dtype, int(shard_slices), int(folds), int(seed),
               normalise, scheduler, workers, progress, failures)
     return ConversionReport(output, subjects, failures, resumed, int(sum(done[s]["n_slices"] for s in subjects)),
-                            time.perf_counter() - began)
+                            time.perf_counter() - began, processed=sorted(job.subject for job in pending))
 
 
 def _assemble(root, output, subjects, done, chosen, size, dtype, shard_slices, folds, seed, normalise,

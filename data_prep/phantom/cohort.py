@@ -7,6 +7,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import sys
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -90,8 +91,7 @@ def generate_cohort(out: str | Path, subjects: int = 20, seed: int = 0, resoluti
             _set_worker_state(template, spec, staging)
             results = [_generate_one(task) for task in tasks]
         else:
-            context = multiprocessing.get_context("forkserver")  # no fork of a threaded parent (Ray, pytest)
-            with ProcessPoolExecutor(n_workers, mp_context=context, initializer=_set_worker_state,
+            with ProcessPoolExecutor(n_workers, mp_context=_pool_context(), initializer=_set_worker_state,
                                      initargs=(template, spec, staging)) as pool:
                 results = list(pool.map(_generate_one, tasks))
         manifest = _publish(out, staging, results, spec, resolution, float(tumour_fraction))
@@ -102,6 +102,20 @@ def generate_cohort(out: str | Path, subjects: int = 20, seed: int = 0, resoluti
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return manifest
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """forkserver: never forks a parent that may run threads (Ray, Dask). It re-imports the
+    caller's ``__main__`` in the workers (scripts need the usual ``if __name__ == "__main__"``
+    guard); code piped on stdin cannot be re-imported, so there we fall back to fork."""
+    methods = multiprocessing.get_all_start_methods()
+    main = sys.modules.get("__main__")
+    main_file = getattr(main, "__file__", None)
+    unimportable_main = (main_file is not None and getattr(main, "__spec__", None) is None
+                         and not os.path.exists(main_file))
+    if "forkserver" in methods and not (unimportable_main and "fork" in methods):
+        return multiprocessing.get_context("forkserver")
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
 def _available_cpus() -> int:

@@ -38,7 +38,8 @@ def write_preview(path: Path, name: str, slices: dict[str, np.ndarray], availabl
         overlay[labels == label] = (*colour, 0.55)
     show(axes[-1], overlay, interpolation="nearest")
     axes[-1].set_title("labels: NCR / ED / ET", fontsize=9)
-    fig.suptitle(f"{name} ({site}), axial slice through the tumour", fontsize=10)
+    where = "axial slice through the tumour" if labels.any() else "axial slice (no tumour in this subject)"
+    fig.suptitle(f"{name} ({site}), {where}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -3,8 +3,9 @@
 ``state.pt`` holds only tensors, dicts, lists, tuples, numbers and strings, so it loads with
 ``torch.load(weights_only=True)`` (no pickled code). Keys: ``family``, ``modalities``,
 ``model_config`` (flat), ``train_config`` (flat), ``family_state``
-(``ModelFamily.state_dict()``), ``epoch`` (completed epochs), ``best_metric``, ``rng``.
-Each rank also writes ``ranks/rank-<r>.json`` (a digest of its parameters) so anyone can
+(``ModelFamily.state_dict()``), ``epoch`` (completed epochs), ``best_metric``, ``rng`` (rank 0's
+RNG states, for the record: the loop re-seeds every epoch from (seed, epoch, rank), which is what
+makes a resumed run replay exactly). Each rank also writes ``ranks/rank-<r>.json`` (a digest of its parameters) so anyone can
 check that DDP kept the replicas identical.
 """
 
@@ -32,14 +33,14 @@ class CheckpointError(RuntimeError):
     """A checkpoint directory or file is missing or malformed; the message names the path."""
 
 
-def _plain(value: Any) -> Any:
+def plain_values(value: Any) -> Any:
     """Config values as weights_only-safe builtins (tuples -> lists, other objects -> str)."""
     if isinstance(value, (bool, int, float, str)) or value is None:
         return value
     if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
+        return [plain_values(v) for v in value]
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain_values(v) for k, v in value.items()}
     return str(value)
 
 
@@ -47,7 +48,7 @@ def rng_state() -> dict[str, Any]:
     """Python, NumPy and torch RNG states as weights_only-safe values."""
     np_state = np.random.get_state()
     state: dict[str, Any] = {
-        "python": _plain(random.getstate()),
+        "python": plain_values(random.getstate()),
         "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2])},
         "torch": torch.get_rng_state(),
     }

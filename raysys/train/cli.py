@@ -73,7 +73,7 @@ def init_ray(num_cpus: int | None) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init()  # num_cpus would raise when connecting to a cluster
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False)
+        ray.init(num_cpus=num_cpus)  # with the dashboard: Train's placement-group cleaner needs the State API
 
 
 def main(family: str, argv: Sequence[str] | None = None) -> int:

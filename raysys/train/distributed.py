@@ -66,11 +66,3 @@ class MeanAccumulator:
         sums, counts = totals.cpu().tolist()
         return {k: (s / c if c > 0 else float("nan")) for k, s, c in zip(ordered, sums, counts)}
 
-
-def all_true(flag: bool, device: torch.device | str = "cpu") -> bool:
-    """Whether ``flag`` holds on every rank."""
-    if not is_distributed():
-        return flag
-    value = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(value, op=dist.ReduceOp.MIN)
-    return bool(value.item() > 0)

@@ -35,12 +35,19 @@ def synthesis_grid(
 
     Args:
         inputs: [B, M, H, W] centre slices. available: [B, M] bool (missing inputs are greyed).
-        outputs: name -> [B, M, H, W] predicted images. value_range: (low, high) display range.
+        outputs: name -> [B, M, H, W] predicted images. value_range: (low, high) of the data; the
+        grey scale spans the inputs' 1st..99th percentile within it.
     """
     n = min(max_samples, inputs.shape[0])
     rows = [("input", inputs)] + list(outputs.items())
     fig, axes = plt.subplots(n * len(rows), len(modalities), figsize=(1.6 * len(modalities), 1.6 * n * len(rows)), squeeze=False)
+    # Display window: the inputs' 1st..99th percentile (z-scored data fills little of value_range).
+    shown = inputs[:n][available[:n].bool()].float()
     lo, hi = value_range
+    if shown.numel() > 0:
+        q = torch.quantile(shown.flatten()[:1_000_000].cpu(), torch.tensor([0.01, 0.99]))
+        lo, hi = max(lo, float(q[0])), min(hi, float(q[1]))
+        hi = hi if hi > lo else lo + 1.0
     for b in range(n):
         for r, (name, images) in enumerate(rows):
             for m, modality in enumerate(modalities):

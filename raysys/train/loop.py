@@ -156,7 +156,8 @@ def _is_better(value: float, best: float | None, mode: str) -> bool:
 
 
 def run_epoch(family, loader, sampler, train: TrainConfig, epoch: int, global_step: int, device, autocast, fault, rank, world, marker):
-    """Train one epoch; returns (per-rank loss accumulator, steps, seconds waiting for data, seconds total)."""
+    """Train one epoch; returns (per-rank loss accumulator, steps, seconds waiting for data, seconds
+    total, CPU seconds of this thread: insensitive to other processes competing for the cores)."""
     sampler.set_epoch(epoch)
     loader.dataset.set_epoch(epoch)
     family.train(True)
@@ -164,7 +165,7 @@ def run_epoch(family, loader, sampler, train: TrainConfig, epoch: int, global_st
     cap = train.max_steps_per_epoch
     steps = 0
     wait = 0.0
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.thread_time()
     iterator = iter(loader)
     while not cap or steps < cap:
         fetch = time.perf_counter()
@@ -188,7 +189,7 @@ def run_epoch(family, loader, sampler, train: TrainConfig, epoch: int, global_st
             )
         losses.add(step_losses)
         steps += 1
-    return losses, steps, wait, time.perf_counter() - start
+    return losses, steps, wait, time.perf_counter() - start, time.thread_time() - cpu_start
 
 
 @torch.no_grad()
@@ -244,6 +245,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device() if not spec.local_mode else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL collectives (all_gather_object too) use the current device
     fault = FaultSpec(**spec.fault) if spec.fault else FaultSpec.from_env()
     marker = os.path.join(spec.run_dir, ".fault_fired")
 
@@ -288,7 +291,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         global_step = start_epoch * steps_per_epoch
         for epoch in range(start_epoch, train.epochs):
             seed_everything(train.seed, epoch, rank)
-            losses, steps, wait, seconds = run_epoch(
+            losses, steps, wait, seconds, cpu_seconds = run_epoch(
                 family, train_loader, sampler, train, epoch, global_step, device, autocast, fault, rank, world, marker
             )
             global_step += steps
@@ -306,6 +309,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
                 "best_objective": best if best is not None else float("nan"),
                 "perf/epoch_seconds": seconds,
                 "perf/step_seconds": seconds / max(steps, 1),
+                "perf/step_cpu_seconds": cpu_seconds / max(steps, 1),
                 "perf/data_wait_fraction": wait / max(seconds, 1e-9),
                 "perf/samples_per_second": steps * train.batch_size * world / max(seconds, 1e-9),
             }
@@ -317,8 +321,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
                 state = {
                     "family": train.family,
                     "modalities": list(family.modalities),
-                    "model_config": ckpt._plain({k[len("model."):]: v for k, v in flat_train.items() if k.startswith("model.")}),
-                    "train_config": ckpt._plain({k[len("train."):]: v for k, v in flat_train.items() if k.startswith("train.")}),
+                    "model_config": ckpt.plain_values({k[len("model."):]: v for k, v in flat_train.items() if k.startswith("model.")}),
+                    "train_config": ckpt.plain_values({k[len("train."):]: v for k, v in flat_train.items() if k.startswith("train.")}),
                     "family_state": family.state_dict(),
                     "epoch": epoch + 1,
                     "best_metric": best,

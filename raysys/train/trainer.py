@@ -69,6 +69,8 @@ def fit(
         raise ValueError(f"max_failures must be >= -1 (-1 = unlimited), got {max_failures}")
     train = dataclasses.replace(train, data=absolute_url(train.data, "train.data"))
     storage = absolute_url(storage, "storage")
+    if scaling.workers == 0 and "://" in storage:
+        raise ValueError(f"storage={storage!r}: local mode (scaling.workers=0) needs a local storage path")
     family = get_family(train.family)
     make_config(train.family, train.preset, dict(model_overrides))  # bad overrides fail here, not in a worker
     from raysys.data import open_store

@@ -12,6 +12,7 @@ import numpy as np
 from scipy import ndimage
 
 from data_prep.phantom import MANIFEST_COLUMNS, MR_MODALITIES
+from data_prep.phantom.__main__ import main
 
 
 def _manifest(root: Path) -> list[dict[str, str]]:
@@ -86,3 +87,14 @@ def test_labels_inside_brain_and_valid(phantom_dir):
             assert not image[~near_brain].any(), f"{path.name}: signal far outside the brain"
             assert (image[tissue > 0] > 0).mean() > 0.99, f"{path.name}: brain voxels without signal"
     assert tumour_subjects == 4  # tumour_fraction 0.5 of 8 subjects, evenly interleaved
+
+
+def test_cli_writes_cohort_and_preview(tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert main(["--out", str(out), "--subjects", "1", "--seed", "5", "--modalities", "t2", "flair",
+                 "--missing", "none", "--tumour-fraction", "1", "--preview", "--workers", "1"]) == 0
+    assert "wrote 1 subjects" in capsys.readouterr().out
+    assert (out / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [row["modality"] for row in _manifest(out)] == ["t2", "flair", "seg", "tissue"]
+    seg = np.asarray(nib.load(out / "sub-000" / "sub-000_seg.nii.gz").dataobj)
+    assert seg.any(), "--tumour-fraction 1 gives every subject a tumour"

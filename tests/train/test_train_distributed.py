@@ -25,7 +25,7 @@ SPREAD = ScalingSpec(workers=2, cpus_per_worker=1.0, placement="STRICT_SPREAD")
 
 @pytest.fixture(scope="module")
 def two_node_cluster():
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1", "include_dashboard": False})
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1"})
     cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
     ray.init(address=cluster.address)
     cluster.wait_for_nodes()
