@@ -45,14 +45,14 @@ def decode_all(cohort_dir: Path, workers: int) -> float:
     return time.perf_counter() - start
 
 
-def convert_once(cohort_dir: Path, size: tuple[int, int], workers: int) -> float:
+def convert_once(cohort_dir: Path, size: tuple[int, int], workers: int) -> tuple[float, dict]:
     url = DEFAULT_ROOT / "bench-convert.zarr"
     shutil.rmtree(url, ignore_errors=True)
     start = time.perf_counter()
-    convert(str(cohort_dir), str(url), size=size, folds=4, workers=workers, progress=False)
+    report = convert(str(cohort_dir), str(url), size=size, folds=4, workers=workers, progress=False)
     seconds = time.perf_counter() - start
     shutil.rmtree(url, ignore_errors=True)
-    return seconds
+    return seconds, {k: round(v, 2) for k, v in report.phase_seconds.items()}
 
 
 def main() -> None:
@@ -65,10 +65,12 @@ def main() -> None:
     decode = min(decode_all(cohort_dir, args.workers) for _ in range(args.repeats))
     results = {"machine": f"{platform.machine()} {platform.system()}, 2-core CPU sandbox, no GPU",
                "cohort": f"{args.subjects} phantom subjects at 2 mm", "workers": args.workers,
-               "decode_seconds": round(decode, 2), "convert_seconds": {}, "convert_vs_decode": {}}
+               "decode_seconds": round(decode, 2), "convert_seconds": {}, "convert_vs_decode": {},
+               "convert_phases": {}}
     for size in ((64, 64), (192, 160)):
-        seconds = min(convert_once(cohort_dir, size, args.workers) for _ in range(args.repeats))
+        seconds, phases = min(convert_once(cohort_dir, size, args.workers) for _ in range(args.repeats))
         results["convert_seconds"][f"{size[0]}x{size[1]}"] = round(seconds, 2)
+        results["convert_phases"][f"{size[0]}x{size[1]}"] = phases
         results["convert_vs_decode"][f"{size[0]}x{size[1]}"] = round(seconds / decode, 2)
     print(json.dumps(results, indent=1))
 

@@ -3,8 +3,10 @@
     python bench/data_read.py [--subjects 12] [--seconds 3]
 
 Prints one JSON object. Paths compared, all in one process:
-  store_zarr     SliceDataset(preload=False): every item reads Zarr (one contiguous read per modality)
-  memory         SliceDataset(preload=True): the same arrays held in RAM (the limit)
+  store_zarr     SliceDataset(preload=False): every item reads Zarr (one contiguous read per modality,
+                 all reads of an item issued concurrently)
+  memory         SliceDataset(preload=True): the same arrays held in RAM (the limit; this is also what
+                 the default preload=None does for stores <= 256 MiB, after preload_seconds)
   nifti          per item, nibabel opens the subject's 4 .nii.gz files and reads the 3 context slices
                  (gzip decompressed every time, no resizing or normalisation: favours NIfTI)
 plus a shard-size sweep of store_zarr at 64x64 (the evidence for the converter's default).
@@ -98,22 +100,31 @@ def main() -> None:
         direct = SliceDataset(url, split="train", fold=0, preload=False)
         memory = SliceDataset(url, split="train", fold=0, preload=True)
         n = len(direct)
+        began = time.perf_counter()
+        memory.load()
+        preload_seconds = time.perf_counter() - began
         row = {
             "store_zarr": rate(direct.__getitem__, n, args.seconds),
             "memory": rate(memory.__getitem__, n, args.seconds),
             "nifti": rate(nifti_reader(cohort_dir, direct, url), n, args.seconds),
         }
+        row["preload_seconds"] = preload_seconds
         row["store_vs_memory"] = row["store_zarr"] / row["memory"]
         row["store_vs_nifti"] = row["store_zarr"] / row["nifti"]
         results["items_per_second"][f"{size[0]}x{size[1]}"] = {k: round(v, 3) for k, v in row.items()}
     url64 = store(cohort_dir, (64, 64))
-    sweep = {}
+    sweep: dict = {}
+    datasets = {}
     for shard_slices in (1, 4, 8, 16, 64):
         copy = reshard(url64, str(DEFAULT_ROOT / f"reshard-{shard_slices}.zarr"), shard_slices)
-        files = sum(1 for p in Path(copy).rglob("*") if p.is_file())
-        dataset = SliceDataset(copy, split="train", preload=False)
-        sweep[str(shard_slices)] = {"items_per_second": round(rate(dataset.__getitem__, len(dataset), args.seconds), 1),
-                                    "files": files}
+        datasets[shard_slices] = SliceDataset(copy, split="train", preload=False)
+        sweep[str(shard_slices)] = {"files": sum(1 for p in Path(copy).rglob("*") if p.is_file()),
+                                    "items_per_second": 0.0}
+    for _ in range(3):  # interleaved rounds, best kept: the machine is shared and noisy
+        for shard_slices, dataset in datasets.items():
+            best = max(sweep[str(shard_slices)]["items_per_second"],
+                       rate(dataset.__getitem__, len(dataset), args.seconds / 2))
+            sweep[str(shard_slices)]["items_per_second"] = round(best, 1)
     results["shard_sweep_64x64"] = sweep
     print(json.dumps(results, indent=1))
 

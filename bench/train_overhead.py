@@ -39,7 +39,7 @@ def main() -> None:
 
     from raysys.train import ScalingSpec, TrackingSpec, TrainConfig, fit
 
-    ray.init(num_cpus=2)  # dashboard on: Train's placement-group cleaner needs the State API
+    ray.init(address="local", num_cpus=2)  # a fresh local Ray; dashboard on (Train's PG cleaner needs the State API)
     root = Path(tempfile.mkdtemp(prefix="raysys-bench-overhead-"))
     plain, ray_runs = [], []
     for repeat in range(args.repeats):

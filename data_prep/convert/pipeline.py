@@ -7,7 +7,6 @@ import os
 import time
 
 import numpy as np
-import zarr
 
 from raysys.data import layout
 
@@ -19,7 +18,7 @@ from .subject import SubjectJob, stage
 
 CONVERTER_VERSION = "1.0"
 DTYPES = ("float32", "float16")
-DEFAULT_SHARD_SLICES = 8
+DEFAULT_SHARD_SLICES = 4
 """Slices per shard; chosen by bench/data_read.py (see docs/readme/30-store.md)."""
 
 
@@ -35,6 +34,7 @@ class ConversionReport:
     seconds: float
     already_complete: bool = False
     processed: list[str] = dataclasses.field(default_factory=list)   # subjects (re)processed by this run
+    phase_seconds: dict[str, float] = dataclasses.field(default_factory=dict)  # staging, assembly
 
     @property
     def ok(self) -> bool:
@@ -136,6 +136,7 @@ def convert(input: str, output: str, modalities=None, size=(64, 64), slices="aut
     resumed = sorted(s for s in done if s in jobs_files)
     pending = [SubjectJob(output, s, files, size, slice_range, normalise, dtype, strict)
                for s, files in jobs_files.items() if s not in done]
+    staging_began = time.perf_counter()
     try:
         results = scheduling.run(stage, [(job,) for job in pending], scheduler, workers,
                                  "staging subjects", progress)
@@ -150,10 +151,13 @@ def convert(input: str, output: str, modalities=None, size=(64, 64), slices="aut
     if not done:
         raise ConvertError("no subject could be converted:\n" + "\n".join(p.line() for p in failures))
     subjects = sorted(done)
+    assembly_began = time.perf_counter()
     _assemble(root, output, subjects, done, chosen, size, dtype, int(shard_slices), int(folds), int(seed),
               normalise, scheduler, workers, progress, failures)
     return ConversionReport(output, subjects, failures, resumed, int(sum(done[s]["n_slices"] for s in subjects)),
-                            time.perf_counter() - began, processed=sorted(job.subject for job in pending))
+                            time.perf_counter() - began, processed=sorted(job.subject for job in pending),
+                            phase_seconds={"staging": assembly_began - staging_began,
+                                           "assembly": time.perf_counter() - assembly_began})
 
 
 def _assemble(root, output, subjects, done, chosen, size, dtype, shard_slices, folds, seed, normalise,

@@ -108,9 +108,9 @@ def stage(job: SubjectJob) -> SubjectResult:
         f"{layout.STAGING}/{job.subject}")
     group.attrs.put({"done": False})
     for name, data in prepared["arrays"].items():
+        # uncompressed: staging is temporary, and compressing it cost as much as the final write
         array = group.create_array(name, shape=data.shape, dtype=data.dtype, chunks=data.shape,
-                                   compressors=[COMPRESSOR] if data.dtype != bool else "auto",
-                                   overwrite=True)
+                                   compressors=None, overwrite=True)
         array[...] = data
     group.attrs.put({"done": True, **prepared["meta"]})
     _maybe_crash()

@@ -33,8 +33,9 @@ class SliceDataset(Dataset):
 
     ``hide_prob``: each available modality is hidden (zeroed, ``available`` False) with this
     probability, keeping at least one; random but deterministic given (seed, epoch, index).
-    ``preload``: True reads the needed arrays into memory once per process; None (default)
-    does so when they take at most ``DEFAULT_PRELOAD_BYTES``; False always reads from Zarr.
+    ``preload``: True reads the needed arrays into memory once per process (or once in the
+    parent when ``load()`` is called before forking workers); None (default) does so when they
+    take at most ``DEFAULT_PRELOAD_BYTES``; False reads every item from Zarr.
     """
 
     def __init__(self, store_or_url: Store | str, split: str = "train", fold: int = 0,
@@ -88,13 +89,20 @@ class SliceDataset(Dataset):
         return state
 
     def _open(self) -> dict:
-        if self._arrays is None or self._pid != os.getpid():
+        # zarr handles are reopened after a fork; preloaded numpy arrays are kept (shared copy-on-write)
+        if self._arrays is None or (self._pid != os.getpid() and not self.preload):
             store = open_store(self.url)
             arrays = {name: store.array(name) for name in self._array_names}
             if self.preload:
                 arrays = {name: array[...] for name, array in arrays.items()}
             self._arrays, self._pid = arrays, os.getpid()
         return self._arrays
+
+    def load(self) -> "SliceDataset":
+        """Open (and with ``preload``, read into memory) now; call it in the parent process so that
+        forked DataLoader workers share the preloaded arrays instead of each reading its own copy."""
+        self._open()
+        return self
 
     def _hidden(self, index: int, available: np.ndarray) -> np.ndarray:
         if self.hide_prob == 0.0 or available.sum() <= 1:

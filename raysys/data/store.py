@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 
 import numpy as np
 import zarr
@@ -30,7 +31,8 @@ class Store:
     """
 
     def __init__(self, url: str):
-        self.url = str(url)
+        # absolute, so the url still works in workers that chdir (Ray Train, Tune trials)
+        self.url = str(url) if "://" in str(url) else os.path.abspath(str(url))
         try:
             self._root = zarr.open_group(layout.zarr_store(self.url, read_only=True), mode="r")
         except Exception as error:  # missing path, not zarr, zarr v2 ...

@@ -73,7 +73,9 @@ def init_ray(num_cpus: int | None) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init()  # num_cpus would raise when connecting to a cluster
     else:
-        ray.init(num_cpus=num_cpus)  # with the dashboard: Train's placement-group cleaner needs the State API
+        # address="local": always a fresh local instance, even when `ray start` left one running here.
+        # Dashboard left on: Train's placement-group cleaner needs the State API.
+        ray.init(address="local", num_cpus=num_cpus)
 
 
 def main(family: str, argv: Sequence[str] | None = None) -> int:

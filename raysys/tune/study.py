@@ -286,7 +286,6 @@ def build_tuner(spec: StudySpec, trainable: Any, mode: str) -> tune.Tuner:
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=spec.concurrency),
             scheduler=scheduler,
             num_samples=spec.trials,
-            max_concurrent_trials=spec.concurrency,
         ),
         run_config=tune.RunConfig(
             name=spec.name,

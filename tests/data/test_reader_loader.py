@@ -95,5 +95,11 @@ def test_dataloader_with_two_worker_processes_returns_the_same_items(tiny_store)
         assert a.keys() == b.keys()
         for key in a:
             assert torch.equal(a[key], b[key]), key
+    shared = SliceDataset(tiny_store, split="train", fold=1, hide_prob=0.5, seed=2, preload=True).load()
+    forked = list(DataLoader(Subset(shared, subset.indices), batch_size=6, num_workers=2,
+                             multiprocessing_context="fork"))
+    for a, b in zip(in_process, forked):
+        for key in a:
+            assert torch.equal(a[key], b[key]), key
     batch = next(iter(DataLoader(dataset, batch_sampler=sampler, num_workers=2)))
     assert batch["images"].shape == (2, 4, 3, 64, 64) and batch["subject"][0] != batch["subject"][1]

@@ -9,7 +9,7 @@ import pytest
 import zarr
 from convert_helpers import expected_zscore, to_las, write_subject
 
-from data_prep.convert import convert
+from data_prep.convert import ConvertError, convert
 from raysys.data import SliceDataset, open_store
 
 SUBJECTS = [f"s{i:02d}" for i in range(6)]
@@ -98,7 +98,7 @@ def test_memory_url_store_and_aliases(cohort, tmp_path):
     item = SliceDataset(url, split="all", context=3)[5]
     assert item["images"].shape == (2, 3, 24, 24)
     root_group = zarr.open_group(url, mode="r")
-    assert root_group["images/t1"].shards == (8, 24, 24) and root_group["images/t1"].chunks == (1, 24, 24)
+    assert root_group["images/t1"].shards == (4, 24, 24) and root_group["images/t1"].chunks == (1, 24, 24)
 
 
 def test_wm_median_puts_white_matter_median_at_target(cohort, tmp_path):
@@ -111,3 +111,13 @@ def test_wm_median_puts_white_matter_median_at_target(cohort, tmp_path):
         values = store.volume("s00", modality)[tissue == 3]
         assert abs(np.median(values) - target) < 0.02, modality
     assert store.attrs["subject_normalisation"]["s00"]["white_matter_from"] == "tissue"
+
+
+def test_explicit_slice_range(cohort, tmp_path):
+    root, _ = cohort
+    report = convert(str(root), str(tmp_path / "r.zarr"), size=(24, 24), slices="5:15", folds=3, progress=False)
+    store = open_store(report.output)
+    assert report.ok and store.n_slices == 10 * len(SUBJECTS)
+    np.testing.assert_array_equal(store.slice_z, np.tile(np.arange(5, 15), len(SUBJECTS)))
+    with pytest.raises(ConvertError, match="(?s)no subject could be converted.*5:99 exceeds"):
+        convert(str(root), str(tmp_path / "d.zarr"), size=(24, 24), slices="5:99", folds=3, progress=False)

@@ -1,7 +1,7 @@
 """ASHA stops trials that run a real TorchTrainer, and later trials still get their workers.
 
-Ray has ONE CPU here, so a placement group leaked by a stopped trial would leave the next
-trial's Train worker unschedulable (the test would hang into its timeout).
+After the study every placement group must be REMOVED: Train's cleaner (which needs the
+dashboard's State API, i.e. ``ray[default]``) releases the groups of the trials ASHA stopped.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def torch_trainer_trainable(config, context):
 
 def test_asha_stops_train_trials_and_later_trials_still_start(tmp_path):
     # A busy 2-core CI box can take longer than Train's default 60 s to start a worker group.
-    ray.init(address="local", num_cpus=1, resources={"trial_driver": 1}, include_dashboard=True, dashboard_host="127.0.0.1",
+    ray.init(address="local", num_cpus=2, resources={"trial_driver": 1}, include_dashboard=True, dashboard_host="127.0.0.1",
              log_to_driver=False, runtime_env={"env_vars": {"RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "180"}})
     try:
         spec = StudySpec(family="disentangle", data=None, name="asha",

@@ -160,7 +160,7 @@ class MMHVAEConfig:
         if name == "tiny":
             return cls(
                 image_size=64,
-                channels=(4, 8, 8, 16, 16),
+                channels=(8, 8, 16, 16, 32),
                 top_latent_dim=32,
                 levels=6,
                 decoder_expansion=3,
