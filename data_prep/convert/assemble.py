@@ -89,12 +89,12 @@ class Plan:
 
 def create_arrays(root: zarr.Group, plan: Plan, size: tuple[int, int], dtype: str, shard_slices: int,
                   ) -> None:
-    """(Re)create the slice arrays: one-slice chunks inside ``shard_slices``-slice shards."""
+    """(Re)create the slice arrays: one-slice chunks inside ``shard_slices``-slice shards (1: unsharded)."""
     total = plan.start[-1]
     for name in plan.arrays:
         array_dtype = dtype if name.startswith(layout.IMAGES) else (bool if name == layout.MASK else "uint8")
         root.create_array(name, shape=(total, *size), dtype=array_dtype, chunks=(1, *size),
-                          shards=(min(shard_slices, total), *size), fill_value=0,
+                          shards=None if shard_slices == 1 else (min(shard_slices, total), *size), fill_value=0,
                           compressors=[COMPRESSOR] if array_dtype != bool else "auto",
                           config={"write_empty_chunks": False}, overwrite=True)
 

@@ -18,7 +18,7 @@ from .subject import SubjectJob, stage
 
 CONVERTER_VERSION = "1.0"
 DTYPES = ("float32", "float16")
-DEFAULT_SHARD_SLICES = 4
+DEFAULT_SHARD_SLICES = 8
 """Slices per shard; chosen by bench/data_read.py (see docs/readme/30-store.md)."""
 
 

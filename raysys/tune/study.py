@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -338,7 +339,7 @@ def summarise(spec: StudySpec, results: tune.ResultGrid, mode: str, study_dir: P
     sign = 1.0 if mode == "max" else -1.0
     for result in results:
         if result.error is not None:
-            errored[_trial_name(result)] = str(result.error).strip().splitlines()[-1][:500]
+            errored[_trial_name(result)] = error_reason(result.error)
         frame = result.metrics_dataframe
         if frame is None or OBJECTIVE not in frame:
             continue
@@ -358,6 +359,18 @@ def summarise(spec: StudySpec, results: tune.ResultGrid, mode: str, study_dir: P
     if best is not None:
         outcome.best_objective, outcome.best_trial, outcome.best_config, outcome.best_checkpoint = best
     return outcome
+
+
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Fault)\b.*:")
+_WRAPPERS = ("ray.", "TrainingFailedError", "ControllerError", "RayTaskError", "WorkerGroupError", "TuneError")
+
+
+def error_reason(error: BaseException) -> str:
+    """The innermost meaningful exception line of a trial's error (Ray wraps the real one)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    found = [line for line in lines if _EXCEPTION_LINE.match(line)]
+    specific = [line for line in found if not line.startswith(_WRAPPERS)]
+    return (specific or found or lines or [type(error).__name__])[-1][:500]
 
 
 def _trial_name(result: tune.Result) -> str:

@@ -98,7 +98,7 @@ def test_memory_url_store_and_aliases(cohort, tmp_path):
     item = SliceDataset(url, split="all", context=3)[5]
     assert item["images"].shape == (2, 3, 24, 24)
     root_group = zarr.open_group(url, mode="r")
-    assert root_group["images/t1"].shards == (4, 24, 24) and root_group["images/t1"].chunks == (1, 24, 24)
+    assert root_group["images/t1"].shards == (8, 24, 24) and root_group["images/t1"].chunks == (1, 24, 24)
 
 
 def test_wm_median_puts_white_matter_median_at_target(cohort, tmp_path):

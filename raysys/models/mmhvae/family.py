@@ -169,6 +169,7 @@ class MMHVAEFamily(ModelFamily):
             "loss/recon": float(recon_loss.mean().detach()),
             "loss/kl": float(kl.mean().detach()),
             "loss/gan": float(gan_loss.detach()),
+            "loss/disc": 0.0,  # set below once the discriminators train
             "weight/lambda_kl": lambda_kl,
             "weight/lambda_gan": cfg.lambda_gan if gan_on else 0.0,
             "lr/model": self.optimizers["model"].param_groups[0]["lr"],

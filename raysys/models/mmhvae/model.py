@@ -8,6 +8,7 @@ modalities may hold anything (zeros by the batch contract): they never reach a p
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -31,9 +32,9 @@ class Encoding:
     images: torch.Tensor
 
 
-@dataclasses.dataclass
-class TrainOutput:
-    """What one training forward returns (everything the loss needs, for DDP's single call).
+class TrainOutput(NamedTuple):
+    """What one training forward returns (everything the loss needs, for DDP's single call; a
+    NamedTuple so DDP / pytree utilities can find the tensors).
 
     recon: [T, B, M, H, W] model-space reconstructions/syntheses from each drawn subset;
     target: [B, M, H, W] model-space inputs with the background set to -1;

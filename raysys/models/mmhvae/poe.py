@@ -8,14 +8,15 @@ import torch
 def fuse_experts(mu: torch.Tensor, logvar: torch.Tensor, available: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``product_of_experts`` without the argument checks (no host sync; the model's hot path).
 
-    Computed in float32 as a softmax / logsumexp over the negative log-variances, which is the
+    Computed in at least float32 (half precision would overflow the precisions) as a softmax / logsumexp over the negative log-variances, which is the
     same precision weighting without overflow. Unavailable experts are replaced by harmless values
     with ``torch.where`` BEFORE any arithmetic, so neither their values (inf/nan included) nor
     their gradients can leak into the result.
     """
     shape = available.shape + (1,) * (mu.dim() - available.dim())
     keep = available.reshape(shape)
-    mu32, logvar32 = mu.float(), logvar.float()
+    dtype = torch.promote_types(mu.dtype, torch.float32)
+    mu32, logvar32 = mu.to(dtype), logvar.to(dtype)
     neg_logvar = torch.where(keep, -logvar32, torch.full_like(logvar32, float("-inf")))
     safe_mu = torch.where(keep, mu32, torch.zeros_like(mu32))
     # eq. 14: D^-1 = sum_j D_j^-1 and mu = D * sum_j D_j^-1 mu_j
@@ -32,7 +33,7 @@ def product_of_experts(mu: torch.Tensor, logvar: torch.Tensor, available: torch.
         mu, logvar: [E, B, ...] means and log-variances of the E experts.
         available: bool [E, B]; unavailable experts have no influence whatever their values.
     Returns:
-        (mu, logvar) [B, ...] float32: precision = sum of the available experts' exp(-logvar),
+        (mu, logvar) [B, ...] (at least float32): precision = sum of the available experts' exp(-logvar),
         mu = sum(precision_j * mu_j) / precision, logvar = -log(precision).
     Raises:
         ValueError: shapes disagree, or some sample has no available expert.
