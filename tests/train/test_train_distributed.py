@@ -90,3 +90,17 @@ def test_worker_killed_mid_run_resumes_from_checkpoint(two_node_cluster, tiny_st
     assert run.info.status == "FINISHED"
     for key in ("epoch", "objective", "train/loss/total", "val/psnr"):
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3], key
+
+
+def test_real_family_with_discriminators_under_ddp(two_node_cluster, tiny_store, shared):
+    """MMHVAE with its GAN on from the first step: model AND per-modality discriminators under DDP."""
+    train = TrainConfig(family="mmhvae", data=tiny_store, epochs=1, batch_size=2, max_steps_per_epoch=2, max_val_steps=1)
+    result = fit(
+        train, {"gan_start_epoch": 0, "disc_start_epoch": 0}, SPREAD, run_name="mmhvae-gan",
+        storage=shared["storage"], tracking=TrackingSpec(shared["tracking"]),
+    )
+    assert math.isfinite(result.metrics["train/loss/total"])
+    assert result.metrics["train/loss/disc"] > 0  # the discriminators really trained
+    records = read_rank_records(result.checkpoint.path)
+    assert records[0]["parameter_sha256"] == records[1]["parameter_sha256"]
+    assert set(load_state(result.checkpoint.path)["family_state"]["modules"]) > {"model"}

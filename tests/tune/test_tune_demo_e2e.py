@@ -6,6 +6,7 @@ raysys.registry.load. Everything runs under its own temp dir and free ports; `de
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -36,11 +37,13 @@ def test_ray_job_submit_of_a_two_trial_study_registers_a_loadable_champion(tiny_
         assert "MLflow UI" in proc.stdout and "registered model : models:/mmhvae/" in proc.stdout
         p = ports(demo_dir)
         # The job really went through the cluster's job server and SUCCEEDED.
-        from ray.job_submission import JobStatus, JobSubmissionClient
-
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
-        jobs = JobSubmissionClient(f"http://127.0.0.1:{p['DASH_PORT']}").list_jobs()
-        assert [j.status for j in jobs] == [JobStatus.SUCCEEDED]
+        # (the CLI, with the token auth the head enabled; Ray reads RAY_AUTH_MODE at import)
+        ray_cli = str(Path(sys.executable).parent / "ray")
+        listed = subprocess.run([ray_cli, "job", "list", "--address", f"http://127.0.0.1:{p['DASH_PORT']}"],
+                                env={**env, "RAY_AUTH_MODE": "token"}, capture_output=True, text=True, timeout=120)
+        assert listed.returncode == 0, listed.stderr[-2000:]
+        statuses = re.findall(r"status=<JobStatus\.(\w+)", listed.stdout) or re.findall(r"'status': '(\w+)'", listed.stdout)
+        assert statuses == ["SUCCEEDED"], listed.stdout[-2000:]
 
         uri = f"http://127.0.0.1:{p['MLFLOW_PORT']}"
         client = MlflowClient(uri, registry_uri=uri)
