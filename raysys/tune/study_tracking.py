@@ -14,17 +14,9 @@ from typing import Any, Mapping
 from mlflow import MlflowClient
 from mlflow.entities import RunStatus
 
+from raysys.tracking import get_or_create_experiment
+
 MAX_PARAM_CHARS = 6000  # MLflow's param value limit is 6000 characters
-
-
-def _experiment_id(client: MlflowClient, experiment: str) -> str:
-    found = client.get_experiment_by_name(experiment)
-    if found is not None:
-        return found.experiment_id
-    try:
-        return client.create_experiment(experiment)
-    except Exception:  # created concurrently by a trial process
-        return client.get_experiment_by_name(experiment).experiment_id
 
 
 def start_parent_run(
@@ -32,7 +24,9 @@ def start_parent_run(
 ) -> str:
     """Create the study's parent run (params = the study design); returns its id."""
     client = MlflowClient(tracking_uri)
-    run = client.create_run(_experiment_id(client, experiment), run_name=name, tags={"raysys.role": "study", **tags})
+    # raysys.tracking's helper keeps a sqlite backend's artifacts beside its database (not ./mlruns).
+    experiment_id = get_or_create_experiment(client, experiment, tracking_uri)
+    run = client.create_run(experiment_id, run_name=name, tags={"raysys.role": "study", **tags})
     run_id = run.info.run_id
     for key, value in params.items():
         client.log_param(run_id, key, str(value)[:MAX_PARAM_CHARS])

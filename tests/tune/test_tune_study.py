@@ -89,3 +89,15 @@ def test_nan_trial_ends_as_error_with_its_reason_and_the_study_goes_on(local_ray
     assert all("loss/total is nan" in reason for reason in outcome.errored.values())
     tags = MlflowClient(s.tracking_uri).get_run(outcome.parent_run_id).data.tags
     assert sum(k.startswith("raysys.error.") for k in tags) == len(failed)
+
+
+def test_real_trial_with_an_infinite_loss_errors_with_the_train_loops_reason(local_ray, tmp_path, tiny_store):
+    """The real trial driver (raysys.train.fit): lambda_c=inf makes loss/total infinite at step 0."""
+    s = spec(tmp_path, data=tiny_store, trials=1, mode=None, fixed={"lambda_c": "inf"}, batch_size=2,
+             max_steps_per_epoch=2, max_val_steps=1, register=True)
+    outcome = run_study(s)
+    assert outcome.trials == 1 and outcome.best_trial is None and outcome.champion is None
+    (reason,) = outcome.errored.values()
+    assert "NonFiniteLossError" in reason and "loss/total=inf" in reason
+    study = optuna.load_study(study_name="s", storage=optuna_storage(s.study_dir))
+    assert [t.state for t in study.get_trials()] == [optuna.trial.TrialState.FAIL]
