@@ -1,23 +1,35 @@
 """The output store: open or resume it, then assemble staged subjects into shard-aligned arrays.
 
 Why staging: a subject's slice count is known only after it is processed, and concurrent
-writes into one shard lose data (read-modify-write). So subjects are staged first, then every
-assembly task writes a range of WHOLE shards that no other task touches.
+writes into one shard lose data (read-modify-write). So subjects are staged first (each slice
+already encoded as a final chunk), then every assembly task writes a range of WHOLE shards that
+no other task touches: it only frames the staged chunk bytes into shards (Zarr v3 sharding
+format: chunks, then an index of (offset, length) uint64 pairs and its CRC32C) and stores each
+shard with one write, so no chunk is compressed twice and no shard is read back.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 
+import google_crc32c
 import numpy as np
 import zarr
+import zarr.storage
+from zarr.codecs import ShardingCodec
+from zarr.codecs.sharding import ShardingCodecIndexLocation
+from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
 from raysys.data import layout
 
 from .discover import ConvertError
-from .subject import COMPRESSOR
+from .subject import array_settings, decode_blob, staged_key
+
+EMPTY = 2**64 - 1
+"""Index entry (offset and length) of a chunk that is not stored (all fill value)."""
 
 
 def open_output(url: str, fingerprint: str, arguments: dict) -> tuple[zarr.Group, bool]:
@@ -92,30 +104,96 @@ def create_arrays(root: zarr.Group, plan: Plan, size: tuple[int, int], dtype: st
     """(Re)create the slice arrays: one-slice chunks inside ``shard_slices``-slice shards (1: unsharded)."""
     total = plan.start[-1]
     for name in plan.arrays:
-        array_dtype = dtype if name.startswith(layout.IMAGES) else (bool if name == layout.MASK else "uint8")
-        root.create_array(name, shape=(total, *size), dtype=array_dtype, chunks=(1, *size),
-                          shards=None if shard_slices == 1 else (min(shard_slices, total), *size), fill_value=0,
-                          compressors=[COMPRESSOR] if array_dtype != bool else "auto",
-                          config={"write_empty_chunks": False}, overwrite=True)
+        settings = array_settings(name, size, dtype)
+        array = root.create_array(name, shape=(total, *size),
+                                  shards=None if shard_slices == 1 else (min(shard_slices, total), *size),
+                                  overwrite=True, **settings)
+        check_format(array, settings)
+
+
+def check_format(array: zarr.Array, settings: dict) -> None:
+    """Fail loudly unless ``array`` stores chunks encoded like ``encode_slices``' in the shard format
+    ``assemble_block`` writes (guards against a zarr version with other defaults)."""
+    reference = zarr.create_array(zarr.storage.MemoryStore(), shape=(1, *settings["chunks"][1:]), **settings)
+    codecs = array.metadata.codecs
+    inner = codecs
+    if len(codecs) == 1 and isinstance(codecs[0], ShardingCodec):
+        sharding = codecs[0]
+        if (sharding.index_location != ShardingCodecIndexLocation.end
+                or [c.to_dict() for c in sharding.index_codecs]
+                != [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}]
+                or tuple(sharding.chunk_shape) != tuple(settings["chunks"])):
+            raise RuntimeError(f"{array.path}: unexpected sharding codec {sharding.to_dict()}")
+        inner = sharding.codecs
+    if [c.to_dict() for c in inner] != [c.to_dict() for c in reference.metadata.codecs]:
+        raise RuntimeError(f"{array.path}: chunk codecs {[c.to_dict() for c in inner]} differ from the "
+                           f"staging codecs {[c.to_dict() for c in reference.metadata.codecs]}")
+
+
+def shard_bytes(chunks: list[bytes | None]) -> bytes | None:
+    """One shard (Zarr v3 sharding codec, index at the end) of one-slice chunks; None if all are empty."""
+    if all(chunk is None for chunk in chunks):
+        return None
+    index = np.full((len(chunks), 2), EMPTY, dtype="<u8")
+    parts, offset = [], 0
+    for j, chunk in enumerate(chunks):
+        if chunk is not None:
+            index[j] = (offset, len(chunk))
+            parts.append(chunk)
+            offset += len(chunk)
+    index_bytes = index.tobytes()
+    return b"".join([*parts, index_bytes, google_crc32c.value(index_bytes).to_bytes(4, "little")])
+
+
+async def _put_all(store, items: list[tuple[str, bytes]]) -> None:
+    prototype = default_buffer_prototype()
+    await asyncio.gather(*(store.set(key, prototype.buffer.from_bytes(value)) for key, value in items))
+
+
+async def _get_all(store, keys: list[str]) -> list:
+    prototype = default_buffer_prototype()
+    return await asyncio.gather(*(store.get(key, prototype=prototype) for key in keys))
 
 
 def assemble_block(plan: Plan, first: int, stop: int) -> int:
-    """Copy staged slices ``first:stop`` (whole shards) into the final arrays; returns slices written."""
-    root = zarr.open_group(layout.zarr_store(plan.url), mode="r+")
+    """Write staged slices ``first:stop`` (whole shards) into the final arrays; returns slices written.
+
+    Each shard (or, unsharded, each chunk) is one store write of already encoded chunks.
+    """
+    store = layout.zarr_store(plan.url)
+    root = zarr.open_group(store, mode="r+")
     start = np.asarray(plan.start)
+    owners = []
+    for i in range(int(np.searchsorted(start, first, side="right")) - 1, len(plan.subjects)):
+        if start[i] >= stop:
+            break
+        owners.append(i)
     for name in plan.arrays:
         target = root[name]
-        block = np.zeros((stop - first, *target.shape[1:]), dtype=target.dtype)
-        for i in range(np.searchsorted(start, first, side="right") - 1, len(plan.subjects)):
-            lo, hi = start[i], start[i + 1]
-            if lo >= stop:
-                break
-            staged = root[layout.STAGING][plan.subjects[i]]
-            if name not in staged:   # missing modality / no labels: leave fill value, costs nothing
+        codec = target.metadata.codecs[0]
+        per_shard = target.metadata.chunk_grid.chunk_shape[0] if isinstance(codec, ShardingCodec) else 1
+        if first % per_shard:
+            raise ValueError(f"slice {first} is not the start of a shard of {per_shard}")
+        chunks: list[bytes | None] = [None] * (stop - first)
+        blobs = sync(_get_all(store, [staged_key(plan.subjects[i], name) for i in owners]))
+        for i, blob in zip(owners, blobs):
+            if blob is None:      # missing modality / no labels: leave fill value, costs nothing
                 continue
+            lo, hi = int(start[i]), int(start[i + 1])
+            staged = decode_blob(blob.to_bytes())
+            if len(staged) != hi - lo:
+                raise RuntimeError(f"staged {name} of {plan.subjects[i]} has {len(staged)} slices, "
+                                   f"expected {hi - lo}")
             a, b = max(lo, first), min(hi, stop)
-            block[a - first:b - first] = staged[name][a - lo:b - lo]
-        target[first:stop] = block
+            chunks[a - first:b - first] = staged[a - lo:b - lo]
+        writes = []
+        for s in range(first // per_shard, -(-stop // per_shard)):
+            group = chunks[s * per_shard - first:(s + 1) * per_shard - first]
+            group += [None] * (per_shard - len(group))   # the last shard may extend past the array
+            data = shard_bytes(group) if per_shard > 1 else group[0]
+            if data is not None:
+                writes.append((f"{target.path}/{target.metadata.encode_chunk_key((s, 0, 0))}", data))
+        sync(_put_all(store, writes))
     return stop - first
 
 

@@ -58,15 +58,19 @@ def fit_in_plane(stack: np.ndarray, size: tuple[int, int], order: int) -> np.nda
     if order == 1:
         rows = _linear_matrix(padded_h, size[0], top, height)            # [H, h]
         cols = _linear_matrix(padded_w, size[1], left, width)            # [W, w]
-        return np.matmul(np.matmul(rows, stack.astype(np.float32)), cols.T)
+        # columns first as ONE [Z*h, w] x [w, W] product, then rows per slice (batched)
+        along_columns = np.matmul(stack.astype(np.float32, copy=False).reshape(depth * height, width), cols.T)
+        return np.matmul(rows, along_columns.reshape(depth, height, size[1]))
     if order != 0:
         raise ValueError(f"order={order}: expected 0 (nearest) or 1 (linear)")
     rows = np.rint(_positions(padded_h, size[0])).astype(int) - top
     cols = np.rint(_positions(padded_w, size[1])).astype(int) - left
-    row_ok, col_ok = (rows >= 0) & (rows < height), (cols >= 0) & (cols < width)
+    # padding is symmetric, so the output pixels that fall inside the input form one block
+    row_ok, col_ok = np.flatnonzero((rows >= 0) & (rows < height)), np.flatnonzero((cols >= 0) & (cols < width))
     out = np.zeros((depth, *size), dtype=stack.dtype)
-    out[np.ix_(np.arange(depth), np.flatnonzero(row_ok), np.flatnonzero(col_ok))] = \
-        stack[np.ix_(np.arange(depth), rows[row_ok], cols[col_ok])]
+    if row_ok.size and col_ok.size:
+        r0, r1, c0, c1 = row_ok[0], row_ok[-1] + 1, col_ok[0], col_ok[-1] + 1
+        out[:, r0:r1, c0:c1] = stack.take(rows[r0:r1], axis=1).take(cols[c0:c1], axis=2)
     return out
 
 

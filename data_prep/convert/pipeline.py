@@ -16,7 +16,7 @@ from .discover import IMAGE_MODALITIES, LABEL_MODALITIES, ConvertError, Problem,
 from .normalise import METHODS, VALUE_RANGES
 from .subject import SubjectJob, stage
 
-CONVERTER_VERSION = "1.0"
+CONVERTER_VERSION = "1.1"
 DTYPES = ("float32", "float16")
 DEFAULT_SHARD_SLICES = 8
 """Slices per shard; chosen by bench/data_read.py (see docs/readme/30-store.md)."""

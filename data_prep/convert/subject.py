@@ -1,8 +1,10 @@
 """One Dask task: load, check, mask, normalise, resize and stage one subject.
 
-The result is written to ``_staging/<subject>`` inside the output store (one single-chunk
-array per volume, so no two tasks ever touch the same object); the group's ``done`` attribute
-is written last and is what a resumed conversion trusts.
+The result is written to ``_staging/<subject>`` inside the output store: per final array one
+object holding every slice already encoded exactly as a chunk of that array (same codecs, see
+``encode_slices``), so the compression runs here, in parallel, and assembly only moves bytes.
+No two tasks ever touch the same object; the group's ``done`` attribute is written last and is
+what a resumed conversion trusts.
 """
 
 from __future__ import annotations
@@ -11,9 +13,13 @@ import dataclasses
 import os
 import threading
 
+import numcodecs
 import numpy as np
 import zarr
+import zarr.storage
 from zarr.codecs import BloscCodec
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.sync import sync
 
 from raysys.data import layout
 
@@ -26,6 +32,78 @@ _staged_in_process = 0
 _staged_lock = threading.Lock()
 
 COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
+
+
+def array_settings(name: str, size: tuple[int, int], dtype: str) -> dict:
+    """``zarr.create_array`` settings of the final slice array ``name`` (without shape and shards)."""
+    array_dtype = dtype if name.startswith(layout.IMAGES) else (bool if name == layout.MASK else "uint8")
+    return {"dtype": array_dtype, "chunks": (1, *size), "fill_value": 0,
+            "compressors": [COMPRESSOR] if array_dtype != bool else "auto",
+            "config": {"write_empty_chunks": False}}
+
+
+def staged_key(subject: str, name: str) -> str:
+    """Store key of one subject's encoded slices of the final array ``name``."""
+    return f"{layout.STAGING}/{subject}/{name.replace('/', '_')}.chunks"
+
+
+def _numcodecs_compressor(codec):
+    """The numcodecs object that zarr itself uses for a Blosc or Zstd chunk codec, else None."""
+    description = codec.to_dict()
+    config = dict(description.get("configuration", {}))
+    if description["name"] == "blosc":
+        shuffle = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[config["shuffle"]]
+        return numcodecs.Blosc.from_config({**config, "shuffle": shuffle})
+    if description["name"] == "zstd":
+        return numcodecs.Zstd(level=config["level"], checksum=config["checksum"])
+    return None
+
+
+def encode_slices(name: str, data: np.ndarray, size: tuple[int, int], dtype: str) -> bytes:
+    """Encode every slice of ``data`` [n, H, W] as a chunk of the final array ``name``.
+
+    The codecs are those zarr chooses for the final array's chunks (read from an in-memory
+    array with the same settings); Blosc/Zstd chunks are compressed directly with the numcodecs
+    objects zarr uses (zarr's per-chunk overhead dominated at small slices), anything else by
+    zarr itself. All-zero slices are not stored (``write_empty_chunks=False``). Returns one blob:
+    a header of n + 1 little-endian uint64 (n, then each chunk's length; 0 = all fill value,
+    not stored) followed by the chunks.
+    """
+    chunks: dict = {}
+    array = zarr.create_array(zarr.storage.MemoryStore(store_dict=chunks), shape=data.shape,
+                              **array_settings(name, size, dtype))
+    codecs = array.metadata.codecs
+    first = codecs[0].to_dict()
+    compressors = [_numcodecs_compressor(codec) for codec in codecs[1:]]
+    fast = (first["name"] == "bytes" and first.get("configuration", {}).get("endian", "little") == "little"
+            and all(c is not None for c in compressors) and data.dtype == array.dtype)
+    if fast:
+        data = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<"))
+        parts = []
+        for k in range(data.shape[0]):
+            raw = data[k]
+            if not raw.any():
+                parts.append(b"")
+                continue
+            encoded = raw.reshape(-1).view(np.uint8)
+            for compressor in compressors:
+                encoded = compressor.encode(encoded)
+            parts.append(bytes(encoded))
+    else:
+        array[...] = data
+        encoded = [chunks.get(array.metadata.encode_chunk_key((k, 0, 0))) for k in range(data.shape[0])]
+        parts = [b"" if chunk is None else chunk.to_bytes() for chunk in encoded]
+    header = np.array([len(parts), *(len(part) for part in parts)], dtype="<u8").tobytes()
+    return b"".join([header, *parts])
+
+
+def decode_blob(blob) -> list[bytes | None]:
+    """Inverse of ``encode_slices``' framing: the encoded chunk of each slice (None = fill value)."""
+    view = memoryview(blob)
+    n = int(np.frombuffer(view[:8], dtype="<u8")[0])
+    lengths = np.frombuffer(view[8:8 * (n + 1)], dtype="<u8").astype(np.int64)
+    ends = 8 * (n + 1) + np.cumsum(lengths)
+    return [bytes(view[end - length:end]) if length else None for end, length in zip(ends, lengths)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,15 +182,13 @@ def stage(job: SubjectJob) -> SubjectResult:
         if job.strict:
             raise error
         return SubjectResult(job.subject, error=str(error), path=error.path)
-    group = zarr.open_group(layout.zarr_store(job.url), mode="r+").require_group(
-        f"{layout.STAGING}/{job.subject}")
+    store = layout.zarr_store(job.url)
+    group = zarr.open_group(store, mode="r+").require_group(f"{layout.STAGING}/{job.subject}")
     group.attrs.put({"done": False})
     for name, data in prepared["arrays"].items():
-        # uncompressed: staging is temporary, and compressing it cost as much as the final write
-        array = group.create_array(name, shape=data.shape, dtype=data.dtype, chunks=data.shape,
-                                   compressors=None, overwrite=True)
-        array[...] = data
-    group.attrs.put({"done": True, **prepared["meta"]})
+        blob = encode_slices(name, data, job.size, job.dtype)
+        sync(store.set(staged_key(job.subject, name), default_buffer_prototype().buffer.from_bytes(blob)))
+    group.attrs.put({"done": True, **prepared["meta"], "arrays": sorted(prepared["arrays"])})
     _maybe_crash()
     return SubjectResult(job.subject)
 

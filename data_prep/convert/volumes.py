@@ -76,7 +76,10 @@ def load_volume(path: str, integer: bool = False) -> tuple[np.ndarray, np.ndarra
         raise InputError(path, f"{bad} NaN/inf voxels")
     if not integer and not np.any(raw):  # an all-zero label map is legal (no tumour)
         raise InputError(path, "all-zero volume")
-    data = np.rint(raw).astype(np.int64) if integer else raw.astype(np.float32)
+    if integer:
+        data = (raw if raw.dtype.kind in "iub" else np.rint(raw)).astype(np.int64)
+    else:
+        data = raw.astype(np.float32)
     return data, np.asarray(image.affine, dtype=np.float64)
 
 

@@ -55,6 +55,10 @@ def build_parser(family: str) -> argparse.ArgumentParser:
     p.add_argument("--fold", type=int, default=0, help="cross-validation fold (validation = fold + 1)")
     p.add_argument("--max-steps-per-epoch", type=int, default=0, help="cap on train batches per epoch and rank (0 = all)")
     p.add_argument("--max-val-steps", type=int, default=0, help="cap on validation batches per rank (0 = all)")
+    p.add_argument("--objectives", default=None, metavar="METRIC[:max|min],...",
+                   help="multi-objective study: comma-separated metrics, the first 'objective' (the family's objective, "
+                        "used by ASHA, the best trial and the champion), e.g. 'objective,val/disentanglement'; "
+                        "default: the family's single objective")
     p.add_argument("--no-register", action="store_true", help="do not register the best checkpoint in the Model Registry")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray started when RAY_ADDRESS is unset")
     return p
@@ -116,7 +120,7 @@ def default_name(family: str, storage: Path) -> str:
 
 
 def main(family: str, argv: Sequence[str] | None = None) -> int:
-    from raysys.tune.study import StudyError, StudySpec, run_study
+    from raysys.tune.study import StudyError, StudySpec, parse_objectives, run_study
 
     args = build_parser(family).parse_args(argv)
     root = project_root()
@@ -141,7 +145,7 @@ def main(family: str, argv: Sequence[str] | None = None) -> int:
             concurrency=args.concurrency or default_concurrency(args), seed=args.seed, preset=args.preset,
             batch_size=args.batch_size, max_steps_per_epoch=args.max_steps_per_epoch, max_val_steps=args.max_val_steps,
             fold=args.fold, fixed=fixed, tracking_uri=tracking_uri, experiment=args.experiment or f"{family}-studies",
-            register=not args.no_register,
+            register=not args.no_register, objectives=parse_objectives(args.objectives),
         )
         outcome = run_study(spec, resume=args.resume)
     except (StudyError, ValueError, ConfigError) as err:
@@ -164,6 +168,11 @@ def report(outcome: Any) -> str:
         params = {k: v for k, v in (outcome.best_config or {}).items()}
         lines.append(f"best trial      : {outcome.best_trial}  objective={outcome.best_objective:.4f}")
         lines.append(f"best config     : {json.dumps(params, default=str)}")
+    if outcome.pareto_front is not None:
+        lines.append(f"objectives      : {', '.join(f'{n} ({m})' for n, m in outcome.objectives)}")
+        for t in outcome.pareto_front:
+            values = ", ".join(f"{k}={v:.4f}" for k, v in t["values"].items())
+            lines.append(f"  pareto {t.get('tune_trial_id') or '#' + str(t['number'])}: {values}")
     if outcome.champion is not None:
         c = outcome.champion
         lines.append(f"registered      : models:/{c.name}/{c.version}  champion={c.is_champion} ({c.reason})")
@@ -174,5 +183,8 @@ def report(outcome: Any) -> str:
         "version": outcome.champion.version if outcome.champion else None,
         "champion": outcome.champion.is_champion if outcome.champion else None,
     }
+    if outcome.pareto_front is not None:
+        summary["objectives"] = [name for name, _ in outcome.objectives]
+        summary["pareto_trials"] = [t.get("tune_trial_id") or f"optuna#{t['number']}" for t in outcome.pareto_front]
     lines.append("RAYSYS_STUDY " + json.dumps(summary))
     return "\n".join(lines)

@@ -7,6 +7,12 @@ Layout of a study ``<storage>/<name>/`` (absolute; any node of the cluster must 
     study.json                                       the MLflow parent run id (so ``--resume``
                                                      keeps logging under the same parent)
     train/<trial id>/                                each trial's Ray Train run (checkpoints)
+    pareto_front.json                                multi-objective studies only: the Pareto
+                                                     trials (Optuna ``study.best_trials``)
+
+Multi-objective (``StudySpec.objectives``, e.g. ``("objective", "val/disentanglement")``): the
+Optuna study gets one direction per objective (TPE handles several), but ASHA, Tune's best
+result and the champion rule use the primary (first) objective, which is always ``objective``.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ log = logging.getLogger(__name__)
 OBJECTIVE = "objective"  # the metric name raysys.train.fit reports for the family's objective
 STUDY_FILE = "study.json"
 OPTUNA_FILE = "optuna.db"
+PARETO_FILE = "pareto_front.json"
+TUNE_TRIAL_ATTR = "raysys.tune_trial_id"  # user attr of each Optuna trial: its Tune trial id
 
 
 class StudyError(RuntimeError):
@@ -67,6 +75,9 @@ class StudySpec:
     experiment: str = "raysys-studies"
     register: bool = True
     mode: str | None = None  # "max"/"min"; None = the family's objective_mode
+    # Multi-objective: "NAME[:max|min]" entries, the first "objective" (the family's objective,
+    # also accepted as val/<family objective>); () = single-objective. See ``objective_specs``.
+    objectives: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.trials < 1:
@@ -83,6 +94,11 @@ class StudySpec:
             raise ValueError(f"name must be a non-empty name without '/', got {self.name!r}")
         if self.mode not in (None, "max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
+        if isinstance(self.objectives, str):
+            object.__setattr__(self, "objectives", parse_objectives(self.objectives))
+        object.__setattr__(self, "objectives", tuple(self.objectives))
+        if self.objectives:
+            self.objective_specs  # validates
 
     @property
     def study_dir(self) -> Path:
@@ -97,6 +113,47 @@ class StudySpec:
         return get_family(self.family).objective_mode
 
     @property
+    def objective_specs(self) -> list[tuple[str, str]]:
+        """[(reported metric, "max"|"min")]: the primary ``objective`` first, then the others.
+
+        An entry without ``:max``/``:min`` takes the primary objective's mode. Other entries must
+        be ``val/<metric>`` for one of the family's (aggregate) ``metric_names``, or any metric
+        the trials report when the family is unknown.
+        """
+        if not self.objectives:
+            return [(OBJECTIVE, self.objective_mode)]
+        family_metrics, family_objective = _family_metrics(self.family)
+        specs: list[tuple[str, str]] = []
+        for entry in self.objectives:
+            name, _, mode = entry.strip().partition(":")
+            name, mode = name.strip(), (mode.strip() or self.objective_mode)
+            if mode not in ("max", "min"):
+                raise ValueError(f"objectives: mode of {entry!r} must be 'max' or 'min'")
+            if family_objective is not None and name == f"val/{family_objective}":
+                name = OBJECTIVE
+            if not name:
+                raise ValueError(f"objectives: empty metric name in {list(self.objectives)!r}")
+            if family_metrics is not None and name != OBJECTIVE and name.removeprefix("val/") not in family_metrics:
+                known = ", ".join(["objective"] + [f"val/{m}" for m in family_metrics])
+                raise ValueError(f"objectives: {name!r} is not a metric of the {self.family} family ({known})")
+            specs.append((name, mode))
+        names = [name for name, _ in specs]
+        if names[0] != OBJECTIVE:
+            raise ValueError(
+                f"objectives: the first (primary) objective must be 'objective' (the family's objective; ASHA, the "
+                f"best trial and the champion use it), got {names[0]!r}"
+            )
+        if specs[0][1] != self.objective_mode:
+            raise ValueError(f"objectives: the primary objective's mode must be the study's mode {self.objective_mode!r}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"objectives: duplicate metric in {names!r}")
+        return specs
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objective_specs) > 1
+
+    @property
     def objective_name(self) -> str:
         """The family's metric behind ``objective`` (recorded on registered versions)."""
         try:
@@ -105,6 +162,34 @@ class StudySpec:
             return f"val/{get_family(self.family).objective}"
         except Exception:  # a test family without a model: the generic name
             return OBJECTIVE
+
+
+def parse_objectives(text: str | None) -> tuple[str, ...]:
+    """``--objectives "objective,val/disentanglement:max"`` -> ("objective", "val/disentanglement:max")."""
+    return tuple(part.strip() for part in (text or "").split(",") if part.strip())
+
+
+def _family_metrics(family: str) -> tuple[tuple[str, ...] | None, str | None]:
+    """(class-level metric names, objective metric) of ``family``, (None, None) if it has no model."""
+    try:
+        from raysys.models import get_family
+
+        cls = get_family(family)
+        return tuple(cls.metric_names), cls.objective
+    except Exception:  # noqa: BLE001 - a test family without a model: accept any metric
+        return None, None
+
+
+class TaggedOptunaSearch(OptunaSearch):
+    """``OptunaSearch`` that records each Optuna trial's Tune trial id (user attr
+    ``raysys.tune_trial_id``), so the Pareto front names the trials as MLflow and Tune do."""
+
+    def suggest(self, trial_id: str):
+        params = super().suggest(trial_id)
+        ot_trial = self._ot_trials.get(trial_id)
+        if params is not None and ot_trial is not None and TUNE_TRIAL_ATTR not in ot_trial.user_attrs:
+            ot_trial.set_user_attr(TUNE_TRIAL_ATTR, trial_id)
+        return params
 
 
 @dataclasses.dataclass
@@ -121,6 +206,8 @@ class StudyOutcome:
     best_config: dict[str, Any] | None = None
     best_checkpoint: str | None = None
     champion: Any = None  # raysys.tune.champion.Publication
+    objectives: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # [(metric, mode)], primary first
+    pareto_front: list[dict[str, Any]] | None = None  # multi-objective only: ``pareto_front()``
 
 
 def default_tracking_uri(spec: StudySpec) -> str:
@@ -229,6 +316,11 @@ def run_study(spec: StudySpec, *, resume: bool = False, trainable: Callable | No
     mark_orphaned_optuna_trials(study_dir, spec.name)
 
     outcome = summarise(spec, results, mode, study_dir, parent_run_id, tracking_uri)
+    outcome.objectives = spec.objective_specs
+    if spec.multi_objective:
+        outcome.pareto_front = pareto_front(study_dir, spec.name, [name for name, _ in outcome.objectives])
+        (study_dir / PARETO_FILE).write_text(json.dumps(outcome.pareto_front, indent=2, default=str))
+        study_tracking.log_pareto_front(tracking_uri, parent_run_id, outcome.pareto_front, study_dir / PARETO_FILE)
     study_tracking.log_outcome(tracking_uri, parent_run_id, outcome)
     if spec.register and outcome.best_checkpoint:
         from raysys.tune.champion import publish
@@ -243,7 +335,8 @@ def run_study(spec: StudySpec, *, resume: bool = False, trainable: Callable | No
             store_id=data_id,
             run_id=study_tracking.find_trial_run(tracking_uri, spec.experiment, parent_run_id, outcome.best_trial)
             or parent_run_id,
-            tags={"raysys.study": spec.name, "raysys.trial_id": str(outcome.best_trial)},
+            tags={"raysys.study": spec.name, "raysys.trial_id": str(outcome.best_trial),
+                  **({"raysys.study_objectives": objectives_text(spec)} if spec.multi_objective else {})},
         )
         study_tracking.log_champion(tracking_uri, parent_run_id, outcome.champion)
     study_tracking.end_parent_run(tracking_uri, parent_run_id)
@@ -257,6 +350,7 @@ def study_params(spec: StudySpec, data_id: str, mode: str) -> dict[str, Any]:
     params["study.store_id"] = data_id
     params["study.objective"] = spec.objective_name
     params["study.mode"] = mode
+    params["study.objectives"] = objectives_text(spec)
     params["study.sampler"] = f"optuna.TPESampler(seed={spec.seed}), paper points first"
     params["study.scheduler"] = (
         f"ASHA(time_attr=training_iteration, grace_period={spec.grace_epochs}, max_t={spec.max_epochs}, reduction_factor=2)"
@@ -267,10 +361,13 @@ def study_params(spec: StudySpec, data_id: str, mode: str) -> dict[str, Any]:
 def build_tuner(spec: StudySpec, trainable: Any, mode: str) -> tune.Tuner:
     space, paper_points = load_space(spec.family, max_levels=_max_levels(spec), epochs=spec.max_epochs)
     fixed_space = FixedSpace(space, spec.fixed)
-    searcher = OptunaSearch(
+    objectives = spec.objective_specs
+    # Multi-objective: metric/mode LISTS make OptunaSearch create a study with one direction per
+    # objective (TPE is multi-objective); ASHA and TuneConfig below keep the primary objective.
+    searcher = TaggedOptunaSearch(
         space=fixed_space,
-        metric=OBJECTIVE,
-        mode=mode,
+        metric=[name for name, _ in objectives] if len(objectives) > 1 else OBJECTIVE,
+        mode=[m for _, m in objectives] if len(objectives) > 1 else mode,
         points_to_evaluate=fixed_space.points(paper_points)[: spec.trials] or None,
         sampler=optuna.samplers.TPESampler(seed=spec.seed),
         study_name=spec.name,
@@ -296,6 +393,26 @@ def build_tuner(spec: StudySpec, trainable: Any, mode: str) -> tune.Tuner:
             verbose=1,
         ),
     )
+
+
+def objectives_text(spec: StudySpec) -> str:
+    """``objective(max)`` or e.g. ``objective(max),val/disentanglement(max)`` (objective = the family's)."""
+    return ",".join(f"{name}({mode})" for name, mode in spec.objective_specs)
+
+
+def pareto_front(study_dir: Path, name: str, objective_names: list[str]) -> list[dict[str, Any]]:
+    """The Optuna study's Pareto-optimal trials (``study.best_trials``), each as
+    ``{"number", "tune_trial_id", "values": {metric: value}, "params"}``, ordered by number."""
+    study = optuna.load_study(study_name=name, storage=optuna_storage(study_dir))
+    front = []
+    for trial in sorted(study.best_trials, key=lambda t: t.number):
+        front.append({
+            "number": trial.number,
+            "tune_trial_id": trial.user_attrs.get(TUNE_TRIAL_ATTR),
+            "values": dict(zip(objective_names, trial.values)),
+            "params": dict(trial.params),
+        })
+    return front
 
 
 def _max_levels(spec: StudySpec) -> int | None:

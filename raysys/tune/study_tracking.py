@@ -78,3 +78,14 @@ def log_champion(tracking_uri: str, run_id: str, publication: Any) -> None:
     client = MlflowClient(tracking_uri)
     client.set_tag(run_id, "raysys.registered_version", f"{publication.name}/{publication.version}")
     client.set_tag(run_id, "raysys.champion", str(publication.is_champion))
+
+
+def log_pareto_front(tracking_uri: str, run_id: str, front: list[dict[str, Any]], path: Path) -> None:
+    """Multi-objective studies: the Pareto trials as the artifact ``pareto_front.json`` (values and
+    params of each), the tag ``raysys.pareto_trials`` (their Tune trial ids, comma-separated) and
+    the metric ``study/pareto_trials`` (how many)."""
+    client = MlflowClient(tracking_uri)
+    client.log_artifact(run_id, str(path))
+    names = [str(t.get("tune_trial_id") or f"optuna#{t['number']}") for t in front]
+    client.set_tag(run_id, "raysys.pareto_trials", ",".join(names)[:5000])
+    client.log_metric(run_id, "study/pareto_trials", len(front))

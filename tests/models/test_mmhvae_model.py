@@ -52,6 +52,8 @@ def test_config_checks_name_the_field_and_round_trip_from_strings():
         dataclasses.replace(TINY, gan_start_fraction=1.5)
     with pytest.raises(ValueError, match="image_size"):
         dataclasses.replace(TINY, image_size=60)
+    with pytest.raises(ValueError, match="image_size 32 is too small"):
+        dataclasses.replace(TINY, image_size=32)  # coarsest map 1x1: InstanceNorm would fail in forward
     with pytest.raises(ValueError, match="unknown MMHVAE preset"):
         MMHVAEConfig.preset("huge")
     config = make_config("mmhvae", "tiny", {"levels": "3", "fusion": "average", "gan_start_epoch": "5", "data_range": "(-5, 5)"})

@@ -19,10 +19,12 @@ from raysys.models.disentangle.losses import (
     similarity_margin_loss,
 )
 from raysys.models.disentangle.model import DisentangleModel, DisentangleOutput
+from raysys.models.disentangle.score import ReferenceBank, disentanglement_score
 from raysys.models.family import ModelFamily, StepContext, unwrap
 from raysys.models.metrics import masked_psnr, masked_ssim
 
-AGGREGATE_METRICS = ("psnr_cross", "ssim_cross", "psnr_self", "ssim_self")
+# ``disentanglement``: score.disentanglement_score, in [-2, 2], higher = better disentangled.
+AGGREGATE_METRICS = ("psnr_cross", "ssim_cross", "psnr_self", "ssim_self", "disentanglement")
 
 
 def pair_metric_names(modalities: Sequence[str]) -> tuple[str, ...]:
@@ -59,6 +61,8 @@ class DisentangleFamily(ModelFamily):
             raise ValueError(f"DisentangleFamily: modalities={list(modalities)!r} must be >= 2 distinct names")
         super().__init__(config, modalities)
         self.metric_names = AGGREGATE_METRICS + pair_metric_names(self.modalities)
+        # Other-subject references of ``disentanglement`` across the batches of one validation pass.
+        self._reference_bank = ReferenceBank()
 
     # --- construction ---------------------------------------------------------------------
     def build_modules(self) -> dict[str, nn.Module]:
@@ -89,6 +93,7 @@ class DisentangleFamily(ModelFamily):
         return self.optimizers, self.schedulers
 
     def on_epoch_end(self, epoch: int, val_metrics: Mapping[str, float]) -> None:
+        self._reference_bank.clear()
         value = val_metrics.get(self.objective)
         if value is None or not math.isfinite(float(value)):
             return
@@ -125,6 +130,7 @@ class DisentangleFamily(ModelFamily):
 
     def train_step(self, batch: Mapping[str, torch.Tensor], ctx: StepContext) -> dict[str, float]:
         self.train(True)
+        self._reference_bank.clear()  # a new validation pass starts with fresh references
         batch = {k: v.to(ctx.device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
         logs: dict[str, float] = {}
         with ctx.autocast():
@@ -176,6 +182,16 @@ class DisentangleFamily(ModelFamily):
         metrics["ssim_cross"] = torch.stack(cross_ssim, 1).nanmean(1)
         metrics["psnr_self"] = torch.stack(self_psnr, 1).nanmean(1)
         metrics["ssim_self"] = torch.stack(self_ssim, 1).nanmean(1)
+        # Disentanglement (score.py): references = other-subject samples of this batch and of the
+        # earlier batches of this validation pass (the validation loader is ordered by subject).
+        if "subject" in batch:
+            fs = pooled_anatomy(out.s.float(), self.config.sim_pool)
+            subject = batch["subject"].to(device)
+            metrics["disentanglement"] = disentanglement_score(fs, out.z.float(), subject, available,
+                                                               reference=self._reference_bank.tensors())
+            self._reference_bank.add(fs, out.z.float(), subject, available)
+        else:  # no subject ids: other-subject references are unknown
+            metrics["disentanglement"] = nan
         return {name: metrics[name].float() for name in self.metric_names}
 
     # --- export ---------------------------------------------------------------------------------

@@ -96,6 +96,13 @@ class MMHVAEConfig:
             raise ValueError(
                 f"image_size {self.image_size} must be divisible by 2**len(channels) = {2 ** len(self.channels)}"
             )
+        if self.bottom_size < 2:
+            # InstanceNorm needs more than one spatial element on the coarsest feature map.
+            raise ValueError(
+                f"image_size {self.image_size} is too small for {len(self.channels)} spatial groups: the coarsest "
+                f"feature map would be {self.bottom_size}x{self.bottom_size}; use image_size >= "
+                f"{2 * 2 ** len(self.channels)} or fewer channels"
+            )
         latent_groups(self.levels, self.max_levels)  # raises with the allowed range
         positive = {
             "top_latent_dim": self.top_latent_dim, "decoder_expansion": self.decoder_expansion,
