@@ -32,16 +32,26 @@ stop_all() {
     fi
     rm -f "$DEMO/mlflow.pgid"
   fi
-  # The head's processes all carry its own temp dir on their command line: stop those only.
+  # The head's processes: its session (recorded at start) plus anything carrying its own temp
+  # dir on the command line. Nothing else on the machine is touched.
   local pids
-  pids="$(pgrep -f -- "$RAY_TMP" || true)"
+  head_pids() {  # live ones only: a zombie left for init to reap is already stopped
+    local p
+    for p in $({ [[ -f "$DEMO/ray.sid" ]] && pgrep -s "$(cat "$DEMO/ray.sid")"; pgrep -f -- "$RAY_TMP"; } 2>/dev/null | sort -u); do
+      [[ "$(ps -o stat= -p "$p" 2>/dev/null)" == Z* ]] || echo "$p"
+    done
+  }
+  pids="$(head_pids)"
   if [[ -n "$pids" ]]; then
     kill -TERM $pids 2>/dev/null || true
-    for _ in $(seq 20); do pids="$(pgrep -f -- "$RAY_TMP" || true)"; [[ -z "$pids" ]] && break; sleep 0.5; done
-    [[ -n "$pids" ]] && kill -KILL $pids 2>/dev/null || true
+    for _ in $(seq 20); do pids="$(head_pids)"; [[ -z "$pids" ]] && break; sleep 0.5; done
+    if [[ -n "$pids" ]]; then
+      kill -KILL $pids 2>/dev/null || true
+      for _ in $(seq 20); do [[ -z "$(head_pids)" ]] && break; sleep 0.25; done
+    fi
     stopped=1
   fi
-  rm -f "$DEMO/ports.env"
+  rm -f "$DEMO/ports.env" "$DEMO/ray.sid"
   [[ $stopped == 1 ]] && say "stopped the demo's Ray head and MLflow server" || say "nothing of the demo was running"
 }
 
@@ -74,7 +84,9 @@ setsid "$BIN/mlflow" server \
 echo $! >"$DEMO/mlflow.pgid"
 
 say "starting Ray head on 127.0.0.1:$RAY_PORT (dashboard $DASH_PORT)"
-"$BIN/ray" start --head --node-ip-address=127.0.0.1 --port "$RAY_PORT" \
+# In a session of its own, so `stop` also finds the agents that rename themselves (ray::DashboardAgent ...).
+setsid --wait bash -c 'echo $$ >"$0/ray.sid"; exec "$@"' "$DEMO" \
+  "$BIN/ray" start --head --node-ip-address=127.0.0.1 --port "$RAY_PORT" \
   --include-dashboard=true --dashboard-host=127.0.0.1 --dashboard-port "$DASH_PORT" \
   --ray-client-server-port "$CLIENT_PORT" --dashboard-agent-listen-port "$AGENT_PORT" \
   --metrics-export-port "$METRICS_PORT" --runtime-env-agent-port "$RUNTIME_ENV_PORT" \

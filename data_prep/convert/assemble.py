@@ -97,6 +97,7 @@ class Plan:
     subjects: tuple[str, ...]
     start: tuple[int, ...]
     arrays: tuple[str, ...]        # array paths to fill (images/<m>, mask, labels, tissue)
+    staged: tuple[tuple[str, ...], ...] | None = None   # arrays each subject staged (None: look them up)
 
 
 def create_arrays(root: zarr.Group, plan: Plan, size: tuple[int, int], dtype: str, shard_slices: int,
@@ -175,9 +176,12 @@ def assemble_block(plan: Plan, first: int, stop: int) -> int:
         if first % per_shard:
             raise ValueError(f"slice {first} is not the start of a shard of {per_shard}")
         chunks: list[bytes | None] = [None] * (stop - first)
-        blobs = sync(_get_all(store, [staged_key(plan.subjects[i], name) for i in owners]))
-        for i, blob in zip(owners, blobs):
+        having = [i for i in owners if plan.staged is None or name in plan.staged[i]]
+        blobs = sync(_get_all(store, [staged_key(plan.subjects[i], name) for i in having]))
+        for i, blob in zip(having, blobs):
             if blob is None:      # missing modality / no labels: leave fill value, costs nothing
+                if plan.staged is not None:
+                    raise RuntimeError(f"staged {name} of {plan.subjects[i]} is missing from {plan.url}")
                 continue
             lo, hi = int(start[i]), int(start[i + 1])
             staged = decode_blob(blob.to_bytes())

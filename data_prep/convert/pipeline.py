@@ -168,7 +168,8 @@ def _assemble(root, output, subjects, done, chosen, size, dtype, shard_slices, f
     arrays = [f"{layout.IMAGES}/{m}" for m in chosen] + [layout.MASK]
     arrays += [name for name, key in ((layout.LABELS, "has_labels"), (layout.TISSUE, "has_tissue"))
                if any(done[s][key] for s in subjects)]
-    plan = assemble.Plan(output, tuple(subjects), tuple(int(x) for x in start), tuple(arrays))
+    plan = assemble.Plan(output, tuple(subjects), tuple(int(x) for x in start), tuple(arrays),
+                         staged=tuple(tuple(done[s]["arrays"]) for s in subjects))
     assemble.create_arrays(root, plan, size, dtype, shard_slices)
     ranges = assemble.blocks(int(start[-1]), shard_slices, tasks_hint=4 * (workers or os.cpu_count() or 1))
     assembly_scheduler = "threads" if scheduler in ("processes", "synchronous") else scheduler

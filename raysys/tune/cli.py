@@ -134,6 +134,11 @@ def main(family: str, argv: Sequence[str] | None = None) -> int:
         print("--resume needs --name (the study to continue)", file=sys.stderr)
         return 2
     name = args.name or default_name(family, storage)
+    try:  # reject a bad --objectives before generating data or starting Ray
+        StudySpec(family=family, data=None, name=name, storage=str(storage), objectives=parse_objectives(args.objectives))
+    except ValueError as err:
+        print(f"--objectives: {err}", file=sys.stderr)
+        return 2
     tracking_uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'runs' / 'mlflow.db'}"
     data = args.data or ensure_embedded_store(root)
     init_ray(args, concurrency_hint=args.concurrency or args.trials)

@@ -98,7 +98,7 @@ class StudySpec:
             object.__setattr__(self, "objectives", parse_objectives(self.objectives))
         object.__setattr__(self, "objectives", tuple(self.objectives))
         if self.objectives:
-            self.objective_specs  # validates
+            self.objective_specs  # noqa: B018 - validates the entries (raises ValueError)
 
     @property
     def study_dir(self) -> Path:

@@ -23,6 +23,11 @@ DEMO = ROOT / "jobs" / "demo.sh"
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
+def _is_zombie(pid: str) -> bool:
+    state = subprocess.run(["ps", "-o", "stat=", "-p", pid], capture_output=True, text=True).stdout.strip()
+    return state.startswith("Z") or not state
+
+
 def ports(demo_dir: Path) -> dict[str, int]:
     return {k: int(v) for k, v in (line.split("=") for line in (demo_dir / "ports.env").read_text().split())}
 
@@ -68,7 +73,12 @@ def test_ray_job_submit_of_a_two_trial_study_registers_a_loadable_champion(tiny_
         out = model.synthesise(x, np.array([[1, 0, 0, 1], [0, 1, 1, 1]], dtype=bool))
         assert out.shape == (2, 4, 64, 64) and np.isfinite(out).all()
     finally:
+        sid_file = demo_dir / "ray.sid"
+        head_session = sid_file.read_text().strip() if sid_file.exists() else None
         subprocess.run(["bash", str(DEMO), "stop"], env=env, capture_output=True, text=True, timeout=120)
         leftover = subprocess.run(["pgrep", "-f", str(demo_dir)], capture_output=True, text=True).stdout.split()
+        if head_session:  # Ray's agents rename themselves (ray::DashboardAgent): find them by session
+            leftover += subprocess.run(["pgrep", "-s", head_session], capture_output=True, text=True).stdout.split()
         shutil.rmtree(demo_dir, ignore_errors=True)
+    leftover = [pid for pid in leftover if not _is_zombie(pid)]  # exited, waiting for init to reap it
     assert not leftover, f"processes of the demo still running: {leftover}"

@@ -64,3 +64,17 @@ def test_multi_objective_study_records_two_values_and_the_pareto_front(local_ray
     # Every trial logged the score per epoch in its MLflow child run.
     children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{outcome.parent_run_id}'")
     assert len(children) == 2 and all("val/disentanglement" in run.data.metrics for run in children)
+
+
+def test_objectives_are_validated_and_the_primary_is_the_familys_objective(tmp_path):
+    def make(objectives):
+        return StudySpec(family="disentangle", data=None, name="x", storage=str(tmp_path), objectives=objectives)
+
+    assert make(()).objective_specs == [("objective", "max")] and not make(()).multi_objective
+    assert make("val/psnr_cross, val/disentanglement:min").objective_specs == [
+        ("objective", "max"), ("val/disentanglement", "min")]
+    for bad, match in [("val/disentanglement,objective", "first"), ("objective,val/nope", "not a metric"),
+                       ("objective,objective", "duplicate"), ("objective,val/ssim_cross:up", "'max' or 'min'"),
+                       ("objective:min,val/disentanglement", "primary objective's mode")]:
+        with pytest.raises(ValueError, match=match):
+            make(bad)
