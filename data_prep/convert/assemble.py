@@ -10,7 +10,6 @@ shard with one write, so no chunk is compressed twice and no shard is read back.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 
@@ -20,12 +19,12 @@ import zarr
 import zarr.storage
 from zarr.codecs import ShardingCodec
 from zarr.codecs.sharding import ShardingCodecIndexLocation
-from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
 from raysys.data import layout
 
 from .discover import ConvertError
+from .storeio import get_many, put_many
 from .subject import array_settings, decode_blob, staged_key
 
 EMPTY = 2**64 - 1
@@ -146,16 +145,6 @@ def shard_bytes(chunks: list[bytes | None]) -> bytes | None:
     return b"".join([*parts, index_bytes, google_crc32c.value(index_bytes).to_bytes(4, "little")])
 
 
-async def _put_all(store, items: list[tuple[str, bytes]]) -> None:
-    prototype = default_buffer_prototype()
-    await asyncio.gather(*(store.set(key, prototype.buffer.from_bytes(value)) for key, value in items))
-
-
-async def _get_all(store, keys: list[str]) -> list:
-    prototype = default_buffer_prototype()
-    return await asyncio.gather(*(store.get(key, prototype=prototype) for key in keys))
-
-
 def assemble_block(plan: Plan, first: int, stop: int) -> int:
     """Write staged slices ``first:stop`` (whole shards) into the final arrays; returns slices written.
 
@@ -177,14 +166,14 @@ def assemble_block(plan: Plan, first: int, stop: int) -> int:
             raise ValueError(f"slice {first} is not the start of a shard of {per_shard}")
         chunks: list[bytes | None] = [None] * (stop - first)
         having = [i for i in owners if plan.staged is None or name in plan.staged[i]]
-        blobs = sync(_get_all(store, [staged_key(plan.subjects[i], name) for i in having]))
+        blobs = get_many(store, [staged_key(plan.subjects[i], name) for i in having])
         for i, blob in zip(having, blobs):
             if blob is None:      # missing modality / no labels: leave fill value, costs nothing
                 if plan.staged is not None:
                     raise RuntimeError(f"staged {name} of {plan.subjects[i]} is missing from {plan.url}")
                 continue
             lo, hi = int(start[i]), int(start[i + 1])
-            staged = decode_blob(blob.to_bytes())
+            staged = decode_blob(blob)
             if len(staged) != hi - lo:
                 raise RuntimeError(f"staged {name} of {plan.subjects[i]} has {len(staged)} slices, "
                                    f"expected {hi - lo}")
@@ -197,7 +186,7 @@ def assemble_block(plan: Plan, first: int, stop: int) -> int:
             data = shard_bytes(group) if per_shard > 1 else group[0]
             if data is not None:
                 writes.append((f"{target.path}/{target.metadata.encode_chunk_key((s, 0, 0))}", data))
-        sync(_put_all(store, writes))
+        put_many(store, writes)
     return stop - first
 
 

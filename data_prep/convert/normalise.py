@@ -62,7 +62,7 @@ def apply(values: np.ndarray, mask: np.ndarray, offset: float, scale: float, met
     """Every method is linear: clip((x - offset) * scale) to its value range inside the mask, 0 outside."""
     low, high = VALUE_RANGES[method]
     out = np.clip((values - np.float32(offset)) * np.float32(scale), low, high)
-    return np.where(mask, out, np.float32(0)).astype(np.float32)
+    return np.where(mask, out, np.float32(0)).astype(np.float32, copy=False)
 
 
 def _intensity_classes(volume: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -18,12 +18,11 @@ import numpy as np
 import zarr
 import zarr.storage
 from zarr.codecs import BloscCodec
-from zarr.core.buffer import default_buffer_prototype
-from zarr.core.sync import sync
 
 from raysys.data import layout
 
 from . import geometry, normalise
+from .storeio import put_many
 from .volumes import InputError, load_subject, sha256_of
 
 CRASH_AFTER_ENV = "RAYSYS_CONVERT_CRASH_AFTER"
@@ -154,8 +153,9 @@ def prepare(job: SubjectJob) -> dict:
     for modality, volume in images.items():
         stack = geometry.axial_stack(volume[:, :, keep])
         normalised = normalise.apply(stack, mask_kept, *params[modality], method=job.normalise)
-        resized = geometry.fit_in_plane(normalised, job.size, order=1)
-        arrays[f"{layout.IMAGES}/{modality}"] = np.where(mask_out, resized, 0).astype(job.dtype)
+        resized = geometry.fit_in_plane(normalised, job.size, order=1)   # a new array: zero it in place
+        resized[~mask_out] = 0
+        arrays[f"{layout.IMAGES}/{modality}"] = resized.astype(job.dtype, copy=False)
     arrays[layout.MASK] = mask_out
     for name, volume in ((layout.LABELS, labels), (layout.TISSUE, tissue)):
         if volume is not None:
@@ -185,9 +185,8 @@ def stage(job: SubjectJob) -> SubjectResult:
     store = layout.zarr_store(job.url)
     group = zarr.open_group(store, mode="r+").require_group(f"{layout.STAGING}/{job.subject}")
     group.attrs.put({"done": False})
-    for name, data in prepared["arrays"].items():
-        blob = encode_slices(name, data, job.size, job.dtype)
-        sync(store.set(staged_key(job.subject, name), default_buffer_prototype().buffer.from_bytes(blob)))
+    put_many(store, [(staged_key(job.subject, name), encode_slices(name, data, job.size, job.dtype))
+                     for name, data in prepared["arrays"].items()])
     group.attrs.put({"done": True, **prepared["meta"], "arrays": sorted(prepared["arrays"])})
     _maybe_crash()
     return SubjectResult(job.subject)
