@@ -46,6 +46,18 @@ def latent_consistency(z_reencoded: torch.Tensor, z: torch.Tensor, pair_valid: t
     return masked_mean(error, pair_valid)
 
 
+
+def check_embedding_shapes(caller: str, fs: torch.Tensor, z: torch.Tensor, subject: torch.Tensor,
+                           available: torch.Tensor) -> None:
+    """Raise naming ``caller`` unless fs [B, M, Ds], z [B, M, Dz], subject [B], available [B, M]."""
+    if fs.dim() != 3 or z.dim() != 3 or fs.shape[:2] != z.shape[:2] or available.shape != fs.shape[:2]:
+        raise ValueError(
+            f"{caller}: fs {tuple(fs.shape)}, z {tuple(z.shape)}, available {tuple(available.shape)} "
+            "must be [B, M, Ds], [B, M, Dz], [B, M]"
+        )
+    if subject.shape != fs.shape[:1]:
+        raise ValueError(f"{caller}: subject {tuple(subject.shape)} must be [B]={fs.shape[0]}")
+
 def similarity_margin_loss(fs: torch.Tensor, z: torch.Tensor, subject: torch.Tensor, available: torch.Tensor,
                            alpha_s: float, alpha_z: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. (2), unweighted: the margin losses on f(s) and on z (lambda_s, lambda_z by the caller).
@@ -62,13 +74,7 @@ def similarity_margin_loss(fs: torch.Tensor, z: torch.Tensor, subject: torch.Ten
     Returns:
         (loss_s, loss_z) scalars.
     """
-    if fs.dim() != 3 or z.dim() != 3 or fs.shape[:2] != z.shape[:2] or available.shape != fs.shape[:2]:
-        raise ValueError(
-            f"similarity_margin_loss: fs {tuple(fs.shape)}, z {tuple(z.shape)}, available {tuple(available.shape)} "
-            "must be [B, M, Ds], [B, M, Dz], [B, M]"
-        )
-    if subject.shape != fs.shape[:1]:
-        raise ValueError(f"similarity_margin_loss: subject {tuple(subject.shape)} must be [B]={fs.shape[0]}")
+    check_embedding_shapes("similarity_margin_loss", fs, z, subject, available)
     available = available.bool()
     m = fs.shape[1]
     valid = _margin_valid_set(subject, available, m)  # [B(p), B(q), M(i), M(j)]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from .losses import check_embedding_shapes
 
 
 def disentanglement_score(fs: torch.Tensor, z: torch.Tensor, subject: torch.Tensor, available: torch.Tensor,
@@ -37,13 +38,7 @@ def disentanglement_score(fs: torch.Tensor, z: torch.Tensor, subject: torch.Tens
     Returns:
         float32 [B].
     """
-    if fs.dim() != 3 or z.dim() != 3 or fs.shape[:2] != z.shape[:2] or available.shape != fs.shape[:2]:
-        raise ValueError(
-            f"disentanglement_score: fs {tuple(fs.shape)}, z {tuple(z.shape)}, available {tuple(available.shape)} "
-            "must be [B, M, Ds], [B, M, Dz], [B, M]"
-        )
-    if subject.shape != fs.shape[:1]:
-        raise ValueError(f"disentanglement_score: subject {tuple(subject.shape)} must be [B]={fs.shape[0]}")
+    check_embedding_shapes("disentanglement_score", fs, z, subject, available)
     available = available.bool()
     fs_unit, z_unit = F.normalize(fs.float(), dim=-1), F.normalize(z.float(), dim=-1)
     q_fs, q_z, q_subject, q_available = fs_unit, z_unit, subject, available
