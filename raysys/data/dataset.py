@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset
 from zarr.core.sync import sync
 
-from . import layout
+from . import fastread, layout
 from .store import Store, open_store
 
 DEFAULT_PRELOAD_BYTES = 256 * 2**20
@@ -36,11 +36,15 @@ class SliceDataset(Dataset):
     ``preload``: True reads the needed arrays into memory once per process (or once in the
     parent when ``load()`` is called before forking workers); None (default) does so when they
     take at most ``DEFAULT_PRELOAD_BYTES``; False reads every item from Zarr.
+    ``fast``: without preloading, read local stores with ``raysys.data.fastread`` (plain file
+    reads of the shards, decoded with numcodecs) instead of zarr-python; arrays or stores it does
+    not handle (e.g. memory://, s3://) use zarr. ``RAYSYS_FASTREAD=0`` turns it off.
     """
 
     def __init__(self, store_or_url: Store | str, split: str = "train", fold: int = 0,
                  modalities: list[str] | tuple[str, ...] | None = None, context: int = 3,
-                 hide_prob: float = 0.0, seed: int = 0, preload: bool | None = None):
+                 hide_prob: float = 0.0, seed: int = 0, preload: bool | None = None,
+                 fast: bool = True):
         store = store_or_url if isinstance(store_or_url, Store) else open_store(store_or_url)
         if context < 1 or context % 2 == 0:
             raise ValueError(f"context={context}: must be an odd number >= 1")
@@ -73,7 +77,9 @@ class SliceDataset(Dataset):
         item_bytes = sum(np.dtype(store.array(n).dtype).itemsize for n in self._array_names)
         total = item_bytes * store.n_slices * store.size[0] * store.size[1]
         self.preload = total <= DEFAULT_PRELOAD_BYTES if preload is None else bool(preload)
+        self.fast = bool(fast) and os.environ.get("RAYSYS_FASTREAD", "1") != "0"
         self._arrays: dict | None = None
+        self._fast: dict = {}
         self._pid: int | None = None
 
     def __len__(self) -> int:
@@ -85,7 +91,8 @@ class SliceDataset(Dataset):
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_arrays"], state["_pid"] = None, None   # never ship zarr handles or preloaded copies
+        # never ship zarr handles, open files or preloaded copies
+        state["_arrays"], state["_pid"], state["_fast"] = None, None, {}
         return state
 
     def _open(self) -> dict:
@@ -95,6 +102,9 @@ class SliceDataset(Dataset):
             arrays = {name: store.array(name) for name in self._array_names}
             if self.preload:
                 arrays = {name: array[...] for name, array in arrays.items()}
+            elif self.fast:
+                self._fast = {name: reader for name in self._array_names
+                              if (reader := fastread.open_array(self.url, name)) is not None}
             self._arrays, self._pid = arrays, os.getpid()
         return self._arrays
 
@@ -117,12 +127,27 @@ class SliceDataset(Dataset):
         """``arrays[name][selection]`` for each request; Zarr reads are issued concurrently."""
         if self.preload:
             return [arrays[name][selection] for name, selection in requests]
-
-        async def gather():
-            return await asyncio.gather(*(arrays[name].async_array.getitem(selection)
-                                          for name, selection in requests))
-        # one round trip to zarr's event loop per item instead of one per array
-        return [np.asarray(a) for a in sync(gather())]
+        results: list = [None] * len(requests)
+        for i, (name, selection) in enumerate(requests):
+            reader = self._fast.get(name)
+            if reader is None:
+                continue
+            try:
+                if isinstance(selection, slice):
+                    results[i] = reader.read(selection.start, selection.stop)
+                else:
+                    results[i] = reader.read(selection, selection + 1)[0]
+            except Exception:   # anything unexpected: zarr reads it (and raises if it is broken)
+                results[i] = None
+        rest = [i for i, r in enumerate(results) if r is None]
+        if rest:
+            async def gather():
+                return await asyncio.gather(*(arrays[requests[i][0]].async_array.getitem(requests[i][1])
+                                              for i in rest))
+            # one round trip to zarr's event loop per item instead of one per array
+            for i, a in zip(rest, sync(gather())):
+                results[i] = np.asarray(a)
+        return results
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         arrays = self._open()
