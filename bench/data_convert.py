@@ -1,6 +1,6 @@
 """Conversion wall time vs only decoding the same NIfTI files with the same Dask parallelism.
 
-    python bench/data_convert.py [--subjects 12] [--workers 2] [--repeats 2]
+    python bench/data_convert.py [--subjects 12] [--workers 2] [--repeats 2] [--compression zstd|none]
 
 Prints one JSON object: best-of-``repeats`` seconds for decoding (nibabel load + voxel read of
 every file, one Dask task per subject) and for the full conversion at 64x64 and 192x160
@@ -49,12 +49,14 @@ def decode_all(cohort_dir: Path, workers: int) -> tuple[float, float]:
     return time.perf_counter() - start, time.process_time() - cpu
 
 
-def convert_once(cohort_dir: Path, size: tuple[int, int], workers: int) -> tuple[float, float, dict]:
+def convert_once(cohort_dir: Path, size: tuple[int, int], workers: int, compression: str = "zstd",
+                 ) -> tuple[float, float, dict]:
     """(wall seconds, CPU seconds, phase seconds) of one conversion into a fresh store."""
     url = DEFAULT_ROOT / "bench-convert.zarr"
     shutil.rmtree(url, ignore_errors=True)
     start, cpu = time.perf_counter(), time.process_time()
-    report = convert(str(cohort_dir), str(url), size=size, folds=4, workers=workers, progress=False)
+    report = convert(str(cohort_dir), str(url), size=size, folds=4, workers=workers, progress=False,
+                     compression=compression)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     shutil.rmtree(url, ignore_errors=True)
     return seconds, cpu, {k: round(v, 2) for k, v in report.phase_seconds.items()}
@@ -65,18 +67,21 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=12)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compression", choices=("zstd", "none"), default="zstd",
+                        help="the converter's --compression")
     args = parser.parse_args()
     cohort_dir = cohort(subjects=args.subjects)
-    convert_once(cohort_dir, (64, 64), args.workers)      # warm-up: imports, page cache
+    convert_once(cohort_dir, (64, 64), args.workers, args.compression)      # warm-up: imports, page cache
     sizes = ((64, 64), (192, 160))
     decodes, converts = [], {size: [] for size in sizes}
     for _ in range(args.repeats):
         decodes.append(decode_all(cohort_dir, args.workers))
         for size in sizes:
-            converts[size].append(convert_once(cohort_dir, size, args.workers))
+            converts[size].append(convert_once(cohort_dir, size, args.workers, args.compression))
     decode, decode_cpu = min(decodes)
     results = {"machine": f"{platform.machine()} {platform.system()}, 2-core CPU sandbox, no GPU",
                "cohort": f"{args.subjects} phantom subjects at 2 mm", "workers": args.workers,
+               "compression": args.compression,
                "decode_seconds": round(decode, 2), "decode_cpu_seconds": round(decode_cpu, 2),
                "convert_seconds": {}, "convert_cpu_seconds": {}, "convert_vs_decode": {}, "convert_phases": {},
                "all_rounds_seconds": {"decode": [round(d[0], 2) for d in decodes]}}

@@ -1,6 +1,6 @@
 """Random training-sample reads/s (M = 4 modalities, context 3): Zarr store vs memory vs NIfTI.
 
-    python bench/data_read.py [--subjects 12] [--seconds 3]
+    python bench/data_read.py [--subjects 12] [--seconds 3] [--compression zstd|none]
 
 Prints one JSON object. Paths compared, all in one process:
   store_fast     SliceDataset(preload=False) (the default fast=True): every item reads the local store
@@ -12,6 +12,7 @@ Prints one JSON object. Paths compared, all in one process:
   nifti          per item, nibabel opens the subject's 4 .nii.gz files and reads the 3 context slices
                  (gzip decompressed every time, no resizing or normalisation: favours NIfTI)
 plus a shard-size sweep of store_fast and store_zarr at 64x64 (the evidence for the converter's default).
+``--compression none`` converts (and reshards) the stores without a compressor (raw chunk bytes).
 """
 
 from __future__ import annotations
@@ -93,12 +94,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--subjects", type=int, default=12)
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--compression", choices=("zstd", "none"), default="zstd",
+                        help="the converter's --compression for the stores read")
     args = parser.parse_args()
+    root = DEFAULT_ROOT if args.compression == "zstd" else DEFAULT_ROOT / f"compression-{args.compression}"
+    root.mkdir(parents=True, exist_ok=True)
     cohort_dir = cohort(subjects=args.subjects)
     results: dict = {"machine": f"{platform.machine()} {platform.system()}, 2-core CPU sandbox, no GPU",
-                     "cohort": f"{args.subjects} phantom subjects at 2 mm", "items_per_second": {}}
+                     "cohort": f"{args.subjects} phantom subjects at 2 mm", "compression": args.compression,
+                     "items_per_second": {}}
     for size in ((64, 64), (192, 160)):
-        url = store(cohort_dir, size)
+        url = store(cohort_dir, size, root=root, compression=args.compression)
         direct = SliceDataset(url, split="train", fold=0, preload=False)
         via_zarr = SliceDataset(url, split="train", fold=0, preload=False, fast=False)
         memory = SliceDataset(url, split="train", fold=0, preload=True)
@@ -118,11 +124,11 @@ def main() -> None:
         row["fast_vs_zarr"] = row["store_fast"] / row["store_zarr"]
         row["zarr_vs_memory"] = row["store_zarr"] / row["memory"]
         results["items_per_second"][f"{size[0]}x{size[1]}"] = {k: round(v, 3) for k, v in row.items()}
-    url64 = store(cohort_dir, (64, 64))
+    url64 = store(cohort_dir, (64, 64), root=root, compression=args.compression)
     sweep: dict = {}
     datasets = {}
     for shard_slices in (1, 4, 8, 16, 64):
-        copy = reshard(url64, str(DEFAULT_ROOT / f"reshard-{shard_slices}.zarr"), shard_slices)
+        copy = reshard(url64, str(root / f"reshard-{shard_slices}.zarr"), shard_slices)
         for path, fast in (("fast", True), ("zarr", False)):
             datasets[(shard_slices, path)] = SliceDataset(copy, split="train", preload=False, fast=fast)
         sweep[str(shard_slices)] = {"files": sum(1 for p in Path(copy).rglob("*") if p.is_file()),

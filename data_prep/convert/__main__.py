@@ -13,6 +13,7 @@ import sys
 from .discover import ConvertError
 from .normalise import METHODS
 from .pipeline import DEFAULT_SHARD_SLICES, DTYPES, convert
+from .subject import COMPRESSIONS
 
 
 def parser() -> argparse.ArgumentParser:
@@ -30,6 +31,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, default=5, help="k of the k-fold split by subject (>= 3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the fold assignment")
     p.add_argument("--shard-slices", type=int, default=DEFAULT_SHARD_SLICES, help="slices per shard")
+    p.add_argument("--compression", choices=COMPRESSIONS, default="zstd",
+                   help="chunk compression: zstd (Blosc-zstd, smaller) or none (raw bytes, larger store, "
+                        "no decompression on reads)")
     p.add_argument("--strict", action="store_true", help="stop at the first bad input")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -41,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         report = convert(args.input, args.output, modalities=args.modalities, size=tuple(args.size),
                          slices=args.slices, normalise=args.normalise, dtype=args.dtype,
                          scheduler=args.scheduler, workers=args.workers, folds=args.folds, seed=args.seed,
-                         strict=args.strict, shard_slices=args.shard_slices, progress=not args.quiet)
+                         strict=args.strict, shard_slices=args.shard_slices, progress=not args.quiet,
+                         compression=args.compression)
     except ConvertError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -100,11 +100,11 @@ class Plan:
 
 
 def create_arrays(root: zarr.Group, plan: Plan, size: tuple[int, int], dtype: str, shard_slices: int,
-                  ) -> None:
+                  compression: str = "zstd") -> None:
     """(Re)create the slice arrays: one-slice chunks inside ``shard_slices``-slice shards (1: unsharded)."""
     total = plan.start[-1]
     for name in plan.arrays:
-        settings = array_settings(name, size, dtype)
+        settings = array_settings(name, size, dtype, compression)
         array = root.create_array(name, shape=(total, *size),
                                   shards=None if shard_slices == 1 else (min(shard_slices, total), *size),
                                   overwrite=True, **settings)

@@ -14,7 +14,7 @@ from . import assemble, scheduling
 from .discover import IMAGE_MODALITIES, LABEL_MODALITIES, ConvertError, Problem, canonical_modality, \
     discover, parse_slices
 from .normalise import METHODS, VALUE_RANGES
-from .subject import SubjectJob, stage
+from .subject import COMPRESSIONS, SubjectJob, stage
 
 CONVERTER_VERSION = "1.1"
 DTYPES = ("float32", "float16")
@@ -50,7 +50,7 @@ class ConversionReport:
         return "\n".join([f"{len(self.failures)} problem(s); converted {len(self.subjects)} subject(s):", *lines])
 
 
-def _check_arguments(size, normalise, dtype, folds, workers, shard_slices) -> tuple[int, int]:
+def _check_arguments(size, normalise, dtype, folds, workers, shard_slices, compression) -> tuple[int, int]:
     if len(tuple(size)) != 2 or any(int(s) < 8 for s in size):
         raise ConvertError(f"--size {size}: expected two integers H W, each >= 8")
     if normalise not in METHODS:
@@ -61,6 +61,8 @@ def _check_arguments(size, normalise, dtype, folds, workers, shard_slices) -> tu
         raise ConvertError(f"--folds {folds}: need >= 3 (test = fold k, val = fold k+1, train = the rest)")
     if workers is not None and int(workers) < 1:
         raise ConvertError(f"--workers {workers}: must be >= 1")
+    if compression not in COMPRESSIONS:
+        raise ConvertError(f"--compression {compression!r}: expected one of {', '.join(COMPRESSIONS)}")
     if int(shard_slices) < 1:
         raise ConvertError(f"shard_slices {shard_slices}: must be >= 1")
     return int(size[0]), int(size[1])
@@ -86,16 +88,17 @@ def _resolve_modalities(modalities, cohort) -> list[str]:
 
 def convert(input: str, output: str, modalities=None, size=(64, 64), slices="auto",  # noqa: A002
             normalise="zscore", dtype="float32", scheduler="threads", workers=None, folds=5, seed=0,
-            strict=False, shard_slices: int = DEFAULT_SHARD_SLICES, progress: bool = True
-            ) -> ConversionReport:
+            strict=False, shard_slices: int = DEFAULT_SHARD_SLICES, progress: bool = True,
+            compression: str = "zstd") -> ConversionReport:
     """Convert a NIfTI cohort (folder or manifest CSV) into a sharded Zarr v3 slice store.
 
     Bad subjects are reported and skipped (``strict=True`` raises at the first one). Re-running
     with the same arguments resumes an interrupted conversion. Raises ``ConvertError`` for bad
-    arguments, an unusable output, or when no subject could be converted.
+    arguments, an unusable output, or when no subject could be converted. ``compression``:
+    ``"zstd"`` (default, Blosc-zstd chunks) or ``"none"`` (no compressor: raw chunk bytes).
     """
     began = time.perf_counter()
-    size = _check_arguments(size, normalise, dtype, folds, workers, shard_slices)
+    size = _check_arguments(size, normalise, dtype, folds, workers, shard_slices, compression)
     slice_range = parse_slices(slices)
     output = str(output)
     if scheduler != "threads" and output.startswith("memory://"):
@@ -124,6 +127,8 @@ def convert(input: str, output: str, modalities=None, size=(64, 64), slices="aut
                  "slices": str(slices), "normalise": normalise, "dtype": dtype, "folds": int(folds),
                  "seed": int(seed), "shard_slices": int(shard_slices), "converter_version": CONVERTER_VERSION,
                  "files": {s: dict(sorted(f.items())) for s, f in jobs_files.items()}}
+    if compression != "zstd":   # only when not the default: stores started before the option still resume
+        arguments["compression"] = compression
     root, complete = assemble.open_output(output, assemble.fingerprint_of(arguments), arguments)
     if complete:
         attrs = dict(root.attrs)
@@ -134,7 +139,7 @@ def convert(input: str, output: str, modalities=None, size=(64, 64), slices="aut
     done = assemble.staged_subjects(root)
     root.require_group(layout.STAGING)  # created once here, so tasks never race on its metadata
     resumed = sorted(s for s in done if s in jobs_files)
-    pending = [SubjectJob(output, s, files, size, slice_range, normalise, dtype, strict)
+    pending = [SubjectJob(output, s, files, size, slice_range, normalise, dtype, strict, compression)
                for s, files in jobs_files.items() if s not in done]
     staging_began = time.perf_counter()
     try:
@@ -153,7 +158,7 @@ def convert(input: str, output: str, modalities=None, size=(64, 64), slices="aut
     subjects = sorted(done)
     assembly_began = time.perf_counter()
     _assemble(root, output, subjects, done, chosen, size, dtype, int(shard_slices), int(folds), int(seed),
-              normalise, scheduler, workers, progress, failures)
+              normalise, scheduler, workers, progress, failures, compression)
     return ConversionReport(output, subjects, failures, resumed, int(sum(done[s]["n_slices"] for s in subjects)),
                             time.perf_counter() - began, processed=sorted(job.subject for job in pending),
                             phase_seconds={"staging": assembly_began - staging_began,
@@ -161,7 +166,7 @@ def convert(input: str, output: str, modalities=None, size=(64, 64), slices="aut
 
 
 def _assemble(root, output, subjects, done, chosen, size, dtype, shard_slices, folds, seed, normalise,
-              scheduler, workers, progress, failures) -> None:
+              scheduler, workers, progress, failures, compression="zstd") -> None:
     """Write the final arrays (whole shards per task), the index arrays and attrs; mark complete."""
     counts = [done[s]["n_slices"] for s in subjects]
     start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
@@ -170,7 +175,7 @@ def _assemble(root, output, subjects, done, chosen, size, dtype, shard_slices, f
                if any(done[s][key] for s in subjects)]
     plan = assemble.Plan(output, tuple(subjects), tuple(int(x) for x in start), tuple(arrays),
                          staged=tuple(tuple(done[s]["arrays"]) for s in subjects))
-    assemble.create_arrays(root, plan, size, dtype, shard_slices)
+    assemble.create_arrays(root, plan, size, dtype, shard_slices, compression)
     ranges = assemble.blocks(int(start[-1]), shard_slices, tasks_hint=4 * (workers or os.cpu_count() or 1))
     assembly_scheduler = "threads" if scheduler in ("processes", "synchronous") else scheduler
     scheduling.run(assemble.assemble_block, [(plan, a, b) for a, b in ranges], assembly_scheduler, workers,
@@ -186,7 +191,8 @@ def _assemble(root, output, subjects, done, chosen, size, dtype, shard_slices, f
         layout.FOLD: fold,
     }
     for name, data in index_arrays.items():
-        root.create_array(name, shape=data.shape, dtype=data.dtype, chunks=data.shape, overwrite=True)[...] = data
+        root.create_array(name, shape=data.shape, dtype=data.dtype, chunks=data.shape, overwrite=True,
+                          **({"compressors": None} if compression == "none" else {}))[...] = data
     spacing = np.median([done[s]["spacing"] for s in subjects], axis=0)
     attrs = dict(root.attrs)
     attrs.update({
@@ -197,6 +203,7 @@ def _assemble(root, output, subjects, done, chosen, size, dtype, shard_slices, f
         "size": list(size),
         "dtype": dtype,
         "shard_slices": shard_slices,
+        "compression": compression,
         "subjects": list(subjects),
         "folds": folds,
         "seed": seed,

@@ -31,13 +31,21 @@ _staged_in_process = 0
 _staged_lock = threading.Lock()
 
 COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
+COMPRESSIONS = ("zstd", "none")
+"""``zstd``: Blosc-zstd (bitshuffle) chunks (bool mask: zarr's default); ``none``: no compressor
+at all, chunks are the raw little-endian bytes (just the ``bytes`` codec inside the sharding codec)."""
 
 
-def array_settings(name: str, size: tuple[int, int], dtype: str) -> dict:
+def array_settings(name: str, size: tuple[int, int], dtype: str, compression: str = "zstd") -> dict:
     """``zarr.create_array`` settings of the final slice array ``name`` (without shape and shards)."""
+    if compression not in COMPRESSIONS:
+        raise ValueError(f"compression {compression!r}: expected one of {', '.join(COMPRESSIONS)}")
     array_dtype = dtype if name.startswith(layout.IMAGES) else (bool if name == layout.MASK else "uint8")
-    return {"dtype": array_dtype, "chunks": (1, *size), "fill_value": 0,
-            "compressors": [COMPRESSOR] if array_dtype != bool else "auto",
+    if compression == "none":
+        compressors = None
+    else:
+        compressors = [COMPRESSOR] if array_dtype != bool else "auto"
+    return {"dtype": array_dtype, "chunks": (1, *size), "fill_value": 0, "compressors": compressors,
             "config": {"write_empty_chunks": False}}
 
 
@@ -58,19 +66,21 @@ def _numcodecs_compressor(codec):
     return None
 
 
-def encode_slices(name: str, data: np.ndarray, size: tuple[int, int], dtype: str) -> bytes:
+def encode_slices(name: str, data: np.ndarray, size: tuple[int, int], dtype: str,
+                  compression: str = "zstd") -> bytes:
     """Encode every slice of ``data`` [n, H, W] as a chunk of the final array ``name``.
 
     The codecs are those zarr chooses for the final array's chunks (read from an in-memory
     array with the same settings); Blosc/Zstd chunks are compressed directly with the numcodecs
-    objects zarr uses (zarr's per-chunk overhead dominated at small slices), anything else by
-    zarr itself. All-zero slices are not stored (``write_empty_chunks=False``). Returns one blob:
+    objects zarr uses (zarr's per-chunk overhead dominated at small slices) and chunks without a
+    compressor (``bytes`` codec only) are the slice's raw little-endian bytes; anything else is
+    encoded by zarr itself. All-zero slices are not stored (``write_empty_chunks=False``). Returns one blob:
     a header of n + 1 little-endian uint64 (n, then each chunk's length; 0 = all fill value,
     not stored) followed by the chunks.
     """
     chunks: dict = {}
     array = zarr.create_array(zarr.storage.MemoryStore(store_dict=chunks), shape=data.shape,
-                              **array_settings(name, size, dtype))
+                              **array_settings(name, size, dtype, compression))
     codecs = array.metadata.codecs
     first = codecs[0].to_dict()
     compressors = [_numcodecs_compressor(codec) for codec in codecs[1:]]
@@ -117,6 +127,7 @@ class SubjectJob:
     normalise: str
     dtype: str
     strict: bool
+    compression: str = "zstd"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,7 +196,8 @@ def stage(job: SubjectJob) -> SubjectResult:
     store = layout.zarr_store(job.url)
     group = zarr.open_group(store, mode="r+").require_group(f"{layout.STAGING}/{job.subject}")
     group.attrs.put({"done": False})
-    put_many(store, [(staged_key(job.subject, name), encode_slices(name, data, job.size, job.dtype))
+    put_many(store, [(staged_key(job.subject, name), encode_slices(name, data, job.size, job.dtype,
+                                                                    job.compression))
                      for name, data in prepared["arrays"].items()])
     group.attrs.put({"done": True, **prepared["meta"], "arrays": sorted(prepared["arrays"])})
     _maybe_crash()
