@@ -64,8 +64,8 @@ def configs_from_args(family: str, args: argparse.Namespace) -> tuple[TrainConfi
     return train, model_over, scaling, tracking, run_name
 
 
-def init_ray(num_cpus: int | None) -> None:
-    """Connect to ``RAY_ADDRESS`` (``ray job submit``) or start a local Ray."""
+def init_ray(num_cpus: int | None, resources: dict[str, float] | None = None) -> None:
+    """Connect to ``RAY_ADDRESS`` (``ray job submit``) or start a local Ray (train and tune jobs)."""
     import ray
 
     if ray.is_initialized():
@@ -74,8 +74,10 @@ def init_ray(num_cpus: int | None) -> None:
         ray.init()  # num_cpus would raise when connecting to a cluster
     else:
         # address="local": always a fresh local instance, even when `ray start` left one running here.
-        # Dashboard left on: Train's placement-group cleaner needs the State API.
-        ray.init(address="local", num_cpus=num_cpus)
+        # Dashboard on (loopback): Train's placement-group cleaner needs the State API, e.g. when
+        # ASHA stops a trial; without it the stopped trial's workers keep their CPUs.
+        ray.init(address="local", num_cpus=num_cpus, resources=resources,
+                 include_dashboard=True, dashboard_host="127.0.0.1")
 
 
 def main(family: str, argv: Sequence[str] | None = None) -> int:

@@ -86,19 +86,11 @@ def ensure_embedded_store(root: Path) -> str:
 
 
 def init_ray(args: argparse.Namespace, concurrency_hint: int) -> None:
-    """Connect to ``RAY_ADDRESS`` (``ray job submit``) or start a local Ray whose trial drivers
-    take the custom resource ``trial_driver`` instead of a CPU (2-core boxes would deadlock)."""
-    import ray
+    """Like the train jobs, but a local Ray's trial drivers take the custom resource
+    ``trial_driver`` instead of a CPU (2-core boxes would deadlock)."""
+    from raysys.train.cli import init_ray as init_train_ray
 
-    if ray.is_initialized():
-        return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init()
-    else:
-        # The dashboard serves the State API that Ray Train's placement-group cleaner needs when
-        # ASHA stops a trial (without it the stopped trial's workers keep their CPUs).
-        ray.init(address="local", num_cpus=args.num_cpus, resources={"trial_driver": max(concurrency_hint, 1)},
-                 include_dashboard=True, dashboard_host="127.0.0.1")
+    init_train_ray(args.num_cpus, resources={"trial_driver": max(concurrency_hint, 1)})
 
 
 def default_concurrency(args: argparse.Namespace) -> int:
