@@ -25,7 +25,7 @@ from raysys.data import layout
 
 from .discover import ConvertError
 from .storeio import get_many, put_many
-from .subject import array_settings, decode_blob, staged_key
+from .subject import DEFAULT_COMPRESSION, array_settings, decode_blob, staged_key
 
 EMPTY = 2**64 - 1
 """Index entry (offset and length) of a chunk that is not stored (all fill value)."""
@@ -100,7 +100,7 @@ class Plan:
 
 
 def create_arrays(root: zarr.Group, plan: Plan, size: tuple[int, int], dtype: str, shard_slices: int,
-                  compression: str = "zstd") -> None:
+                  compression: str = DEFAULT_COMPRESSION) -> None:
     """(Re)create the slice arrays: one-slice chunks inside ``shard_slices``-slice shards (1: unsharded)."""
     total = plan.start[-1]
     for name in plan.arrays:

@@ -14,7 +14,7 @@ from . import assemble, scheduling
 from .discover import IMAGE_MODALITIES, LABEL_MODALITIES, ConvertError, Problem, canonical_modality, \
     discover, parse_slices
 from .normalise import METHODS, VALUE_RANGES
-from .subject import COMPRESSIONS, SubjectJob, stage
+from .subject import COMPRESSIONS, DEFAULT_COMPRESSION, SubjectJob, stage
 
 CONVERTER_VERSION = "1.1"
 DTYPES = ("float32", "float16")
@@ -89,13 +89,14 @@ def _resolve_modalities(modalities, cohort) -> list[str]:
 def convert(input: str, output: str, modalities=None, size=(64, 64), slices="auto",  # noqa: A002
             normalise="zscore", dtype="float32", scheduler="threads", workers=None, folds=5, seed=0,
             strict=False, shard_slices: int = DEFAULT_SHARD_SLICES, progress: bool = True,
-            compression: str = "zstd") -> ConversionReport:
+            compression: str = DEFAULT_COMPRESSION) -> ConversionReport:
     """Convert a NIfTI cohort (folder or manifest CSV) into a sharded Zarr v3 slice store.
 
     Bad subjects are reported and skipped (``strict=True`` raises at the first one). Re-running
     with the same arguments resumes an interrupted conversion. Raises ``ConvertError`` for bad
     arguments, an unusable output, or when no subject could be converted. ``compression``:
-    ``"zstd"`` (default, Blosc-zstd chunks) or ``"none"`` (no compressor: raw chunk bytes).
+    ``"lz4"`` (default, Blosc-LZ4 chunks), ``"zstd"`` (Blosc-zstd) or ``"none"`` (no compressor:
+    raw chunk bytes).
     """
     began = time.perf_counter()
     size = _check_arguments(size, normalise, dtype, folds, workers, shard_slices, compression)
@@ -127,7 +128,7 @@ def convert(input: str, output: str, modalities=None, size=(64, 64), slices="aut
                  "slices": str(slices), "normalise": normalise, "dtype": dtype, "folds": int(folds),
                  "seed": int(seed), "shard_slices": int(shard_slices), "converter_version": CONVERTER_VERSION,
                  "files": {s: dict(sorted(f.items())) for s, f in jobs_files.items()}}
-    if compression != "zstd":   # only when not the default: stores started before the option still resume
+    if compression != "zstd":   # absent for zstd: zstd stores started before the option still resume
         arguments["compression"] = compression
     root, complete = assemble.open_output(output, assemble.fingerprint_of(arguments), arguments)
     if complete:
@@ -166,7 +167,7 @@ def convert(input: str, output: str, modalities=None, size=(64, 64), slices="aut
 
 
 def _assemble(root, output, subjects, done, chosen, size, dtype, shard_slices, folds, seed, normalise,
-              scheduler, workers, progress, failures, compression="zstd") -> None:
+              scheduler, workers, progress, failures, compression=DEFAULT_COMPRESSION) -> None:
     """Write the final arrays (whole shards per task), the index arrays and attrs; mark complete."""
     counts = [done[s]["n_slices"] for s in subjects]
     start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)

@@ -63,6 +63,7 @@ class SliceDataset(Dataset):
         self.has_labels = store.has_labels
         self.value_range = store.value_range
         self.store_id = store.store_id
+        self.size: tuple[int, int] = tuple(store.size)
         subjects = store.split_subjects(split, fold)
         if subjects.size == 0:
             raise ValueError(f"split={split!r} of fold={fold} has no subjects in {store.url}")
@@ -123,18 +124,22 @@ class SliceDataset(Dataset):
             keep[rng.choice(np.flatnonzero(available))] = True
         return keep
 
-    def _read(self, arrays: dict, requests: list[tuple[str, object]]) -> list[np.ndarray]:
-        """``arrays[name][selection]`` for each request; Zarr reads are issued concurrently."""
+    def _read(self, arrays: dict, requests: list[tuple[str, object, np.ndarray | None]]) -> list[np.ndarray]:
+        """``arrays[name][selection]`` for each request; Zarr reads are issued concurrently.
+
+        A request's third element, when not None, is where the fast reader may decode the slices
+        in place (the result is then that array)."""
         if self.preload:
-            return [arrays[name][selection] for name, selection in requests]
+            return [arrays[name][selection] for name, selection, _ in requests]
         results: list = [None] * len(requests)
-        for i, (name, selection) in enumerate(requests):
+        for i, (name, selection, out) in enumerate(requests):
             reader = self._fast.get(name)
             if reader is None:
                 continue
             try:
                 if isinstance(selection, slice):
-                    results[i] = reader.read(selection.start, selection.stop)
+                    fits = out is not None and out.dtype == reader.out_dtype
+                    results[i] = reader.read(selection.start, selection.stop, out if fits else None)
                 else:
                     results[i] = reader.read(selection, selection + 1)[0]
             except Exception:   # anything unexpected: zarr reads it (and raises if it is broken)
@@ -156,19 +161,23 @@ class SliceDataset(Dataset):
         first, stop = int(self.subject_start[subject]), int(self.subject_start[subject + 1])
         half = self.context // 2
         lo, hi = max(first, g - half), min(stop, g + half + 1)
-        # positions of the K context slices inside the read block [lo, hi): edges repeated
-        rows = np.clip(np.arange(g - half, g + half + 1), first, stop - 1) - lo
+        height, width = self.size
+        images = np.zeros((len(self.modalities), self.context, height, width), dtype=np.float32)
+        inside = hi - lo == self.context          # no edge slice repeated: read straight into images
         available = self._hidden(index, self.availability[subject].copy())
         wanted = [m for m, modality in enumerate(self.modalities) if available[m]]
-        requests = [(f"{layout.IMAGES}/{self.modalities[m]}", slice(lo, hi)) for m in wanted]
-        requests.append((layout.MASK, g))
+        targets = [images[m] if inside else None for m in wanted]
+        requests = [(f"{layout.IMAGES}/{self.modalities[m]}", slice(lo, hi), target)
+                    for m, target in zip(wanted, targets)]
+        requests.append((layout.MASK, g, None))
         if self.has_labels:
-            requests.append((layout.LABELS, g))
+            requests.append((layout.LABELS, g, None))
         blocks = self._read(arrays, requests)
-        height, width = blocks[len(wanted)].shape
-        images = np.zeros((len(self.modalities), self.context, height, width), dtype=np.float32)
-        for m, block in zip(wanted, blocks):
-            images[m] = block[rows]
+        # positions of the K context slices inside the read block [lo, hi): edges repeated
+        rows = slice(None) if inside else np.clip(np.arange(g - half, g + half + 1), first, stop - 1) - lo
+        for m, target, block in zip(wanted, targets, blocks):
+            if block is not target:           # not decoded in place (preloaded, zarr, other dtype)
+                images[m] = block[rows]
         item = {
             "images": torch.from_numpy(images),
             "available": torch.from_numpy(available.astype(bool)),

@@ -8,12 +8,14 @@ use zarr. ``FastArray.read(z0, z1)`` returns slices ``[z0, z1)`` exactly as zarr
 * the array's ``zarr.json`` is parsed once: data type, fill value, chunk key encoding, and the
   codec pipeline (Zarr v3 ``sharding_indexed`` with its index codecs and index location, or
   plain chunks), restricted to ``bytes`` (+ endianness) followed by ``blosc``/``zstd``/``gzip``/
-  ``crc32c``, decoded with numcodecs;
+  ``crc32c``, decoded with numcodecs straight into the output array (Blosc decompresses into
+  it; ``read(z0, z1, out=...)`` fills a caller's array, e.g. one modality of a training item);
 * each needed shard's index ((offset, nbytes) uint64 pairs per inner chunk, CRC32C checked) is
   read once with ``os.pread`` and cached (a complete store is immutable); then only the needed
   chunks' byte ranges are read (one ``pread`` over the contiguous span when they are adjacent);
 * missing shard files and missing chunks (offset = nbytes = 2**64 - 1) give the fill value;
-* file descriptors are kept in a small LRU, closed and reopened in a new process after a fork;
+* file descriptors of up to ``MAX_OPEN_FILES`` shards are kept open (the oldest opened is closed
+  first), closed and reopened in a new process after a fork;
   one lock per array serialises reads across threads (an evicted descriptor is never reused
   under another thread's read).
 """
@@ -70,7 +72,7 @@ def _crc32c(data: bytes) -> int:
 
 
 def _byte_codecs(codecs: list) -> tuple[str, list]:
-    """(endian of the ``bytes`` codec, numcodecs decoders of the bytes->bytes codecs, in codec order)."""
+    """(endian of the ``bytes`` codec, (name, numcodecs codec) of the bytes->bytes codecs, in codec order)."""
     import numcodecs
 
     if not codecs or codecs[0].get("name") != "bytes":
@@ -78,7 +80,7 @@ def _byte_codecs(codecs: list) -> tuple[str, list]:
     endian = (codecs[0].get("configuration") or {}).get("endian")
     decoders = []
     for codec in codecs[1:]:
-        name, config = codec.get("name"), codec.get("configuration") or {}
+        name = codec.get("name")
         if name == "blosc":
             decoders.append(("blosc", numcodecs.Blosc()))
         elif name == "zstd":
@@ -89,7 +91,6 @@ def _byte_codecs(codecs: list) -> tuple[str, list]:
             decoders.append(("crc32c", None))
         else:
             raise Unsupported(f"codec {name}")
-        del config
     return endian, decoders
 
 
@@ -103,6 +104,36 @@ def _decode_bytes(data: bytes, decoders: list) -> bytes:
         else:
             data = codec.decode(data)
     return data
+
+
+def chunk_decoder(decoders: list):
+    """``decode(data, dest)``: decode one chunk straight into ``dest`` (C-contiguous, exactly one
+    chunk of the stored dtype), no temporary arrays.
+
+    Decoding runs the codecs in reverse, so the first bytes->bytes codec runs last: when it is
+    Blosc it decompresses into ``dest`` itself; otherwise the decoded bytes are copied into it.
+    Built once per array: a read calls it for every chunk.
+    """
+    if decoders and decoders[0][0] == "blosc":
+        from numcodecs.blosc import decompress
+
+        rest = decoders[1:]
+
+        def decode_blosc(data, dest: np.ndarray) -> None:
+            if rest:
+                data = _decode_bytes(data, rest)
+            # Blosc header: bytes 4..8 hold the uncompressed size (little-endian uint32)
+            if len(data) < 16 or int.from_bytes(data[4:8], "little") != dest.nbytes:
+                raise ValueError(f"Blosc chunk does not decode to {dest.nbytes} bytes")
+            decompress(data, dest)
+        return decode_blosc
+
+    def decode_other(data, dest: np.ndarray) -> None:
+        data = _decode_bytes(data, decoders)
+        if len(data) != dest.nbytes:
+            raise ValueError(f"decoded chunk has {len(data)} bytes, expected {dest.nbytes}")
+        dest.reshape(-1)[...] = np.frombuffer(data, dtype=dest.dtype)
+    return decode_other
 
 
 class FastArray:
@@ -165,6 +196,7 @@ class FastArray:
             self.per_shard = 1
             chunk_codecs = codecs
         endian, self._decoders = _byte_codecs(chunk_codecs)
+        self._decode_into = chunk_decoder(self._decoders)
         if dtype.itemsize > 1:
             if endian not in ("little", "big"):
                 raise Unsupported("bytes codec without endianness")
@@ -172,9 +204,10 @@ class FastArray:
         self.dtype = dtype                  # as stored
         self.out_dtype = self.fill.dtype    # native order, what zarr returns
         self.shard_slices = outer[0]
-        self._fds: OrderedDict[str, int] = OrderedDict()
-        self._indexes: OrderedDict[str, list[tuple[int, int]]] = OrderedDict()
-        self._chunk_size = int(np.prod(self.inner))
+        self._plane = self.shape[1:]
+        self._open_shards: OrderedDict[int, tuple[int, list[tuple[int, int]]]] = OrderedDict()  # fd, index
+        self._indexes: OrderedDict[int, list[tuple[int, int]]] = OrderedDict()
+        self._missing: set[int] = set()     # shards never written (all fill value); the store is immutable
         self._pid = os.getpid()
         self._lock = threading.Lock()
 
@@ -189,23 +222,32 @@ class FastArray:
             self.close()
             self._pid = os.getpid()
 
-    def _fd(self, path: str) -> int | None:
-        fd = self._fds.get(path)
-        if fd is not None:
-            self._fds.move_to_end(path)
-            return fd
+    def _shard(self, shard: int) -> tuple[int, list[tuple[int, int]]] | None:
+        """(file descriptor, chunk index) of a shard file, or None when it does not exist."""
+        entry = self._open_shards.get(shard)
+        if entry is not None:
+            return entry
+        if shard in self._missing:
+            return None
+        path = self._key(shard)
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
+            self._missing.add(shard)
             return None
-        self._fds[path] = fd
-        while len(self._fds) > MAX_OPEN_FILES:
-            _, old = self._fds.popitem(last=False)
+        try:
+            index = self._index(shard, path, fd) if self.sharded else [(0, os.fstat(fd).st_size)]
+        except BaseException:
+            os.close(fd)
+            raise
+        entry = self._open_shards[shard] = (fd, index)
+        while len(self._open_shards) > MAX_OPEN_FILES:     # oldest opened first
+            _, (old, _) = self._open_shards.popitem(last=False)
             os.close(old)
-        return fd
+        return entry
 
     def close(self) -> None:
-        fds, self._fds = list(self._fds.values()), OrderedDict()
+        fds, self._open_shards = [fd for fd, _ in self._open_shards.values()], OrderedDict()
         for fd in fds:
             try:
                 os.close(fd)
@@ -220,12 +262,13 @@ class FastArray:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_fds"], state["_lock"] = OrderedDict(), None
+        state["_open_shards"], state["_lock"], state["_decode_into"] = OrderedDict(), None, None
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._lock, self._pid = threading.Lock(), os.getpid()
+        self._decode_into = chunk_decoder(self._decoders)
 
     @staticmethod
     def _pread(fd: int, size: int, offset: int) -> bytes:
@@ -234,8 +277,8 @@ class FastArray:
             raise ValueError(f"short read: {len(data)} of {size} bytes at {offset}")
         return data
 
-    def _index(self, path: str, fd: int) -> list[tuple[int, int]]:
-        index = self._indexes.get(path)
+    def _index(self, shard: int, path: str, fd: int) -> list[tuple[int, int]]:
+        index = self._indexes.get(shard)
         if index is not None:
             return index
         if self.index_at_end:
@@ -250,62 +293,60 @@ class FastArray:
             if _crc32c(raw) != int.from_bytes(checksum, "little"):
                 raise ValueError(f"{path}: shard index CRC32C mismatch")
         index = [(int(o), int(n)) for o, n in np.frombuffer(raw, dtype=self._index_dtype).reshape(-1, 2)]
-        self._indexes[path] = index
+        self._indexes[shard] = index
         while len(self._indexes) > MAX_CACHED_INDEXES:
             self._indexes.popitem(last=False)
         return index
 
-    def _decode(self, data: bytes) -> np.ndarray:
-        raw = _decode_bytes(data, self._decoders)
-        chunk = np.frombuffer(raw, dtype=self.dtype)
-        if chunk.size != self._chunk_size:
-            raise ValueError(f"decoded chunk has {chunk.size} elements, expected {self._chunk_size}")
-        return chunk.reshape(self.inner)
+    def _decode(self, data) -> np.ndarray:
+        chunk = np.empty(self.inner, dtype=self.dtype)
+        self._decode_into(data, chunk)
+        return chunk
 
     # ---- reads -------------------------------------------------------------------------------
-    def read(self, z0: int, z1: int) -> np.ndarray:
-        """Slices ``[z0, z1)`` (0 <= z0 <= z1 <= shape[0]) as a new native-order array."""
+    def read(self, z0: int, z1: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Slices ``[z0, z1)`` (0 <= z0 <= z1 <= shape[0]) as a native-order array: a new one, or
+        ``out`` (C-contiguous, shape ``(z1 - z0, *shape[1:])``, dtype ``out_dtype``) filled in place."""
         if not 0 <= z0 <= z1 <= self.shape[0]:
             raise IndexError(f"slices {z0}:{z1} outside 0..{self.shape[0]}")
+        if out is None:
+            out = np.empty((z1 - z0, *self.shape[1:]), dtype=self.out_dtype)
+        elif (out.shape[0] != z1 - z0 or out.shape[1:] != self._plane or out.dtype != self.out_dtype
+              or not out.flags.c_contiguous):
+            raise ValueError(f"out: {out.shape} {out.dtype} (contiguous: {out.flags.c_contiguous}), expected "
+                             f"C-contiguous {(z1 - z0, *self.shape[1:])} {self.out_dtype}")
         self._check_pid()
         with self._lock:
-            return self._read(z0, z1)
+            self._read(z0, z1, out)
+        return out
 
-    def _read(self, z0: int, z1: int) -> np.ndarray:
-        out = np.empty((z1 - z0, *self.shape[1:]), dtype=self.out_dtype)
-        step = self.inner[0]
-        for shard in range(z0 // self.shard_slices, -(-z1 // self.shard_slices) if z1 > z0 else 0):
-            base = shard * self.shard_slices
-            lo, hi = max(z0, base), min(z1, base + self.shard_slices)
-            path = self._key(shard)
-            fd = self._fd(path)
-            if fd is None:
+    def _read(self, z0: int, z1: int, out: np.ndarray) -> None:
+        step, per_shard, decode_into = self.inner[0], self.shard_slices, self._decode_into
+        direct = self.dtype == self.out_dtype     # decode straight into ``out`` where a chunk fits
+        for shard in range(z0 // per_shard, -(-z1 // per_shard) if z1 > z0 else 0):
+            base = shard * per_shard
+            lo, hi = max(z0, base), min(z1, base + per_shard)
+            entry = self._shard(shard)
+            if entry is None:
                 out[lo - z0:hi - z0] = self.fill
                 continue
+            fd, index = entry
             first, last = (lo - base) // step, (hi - 1 - base) // step + 1    # inner chunks needed
-            if not self.sharded:
-                chunks = {0: self._decode(self._pread(fd, os.fstat(fd).st_size, 0))}
-            else:
-                entries = self._index(path, fd)[first:last]
-                present = [(first + j, o, n) for j, (o, n) in enumerate(entries)
-                           if not (o == EMPTY and n == EMPTY)]
-                chunks = {}
-                if present:
-                    start = min(o for _, o, _ in present)
-                    span = max(o + n for _, o, n in present) - start
-                    if span <= 2 * sum(n for _, _, n in present) + 65536:
-                        block = self._pread(fd, span, start)        # one read for adjacent chunks
-                        for c, o, n in present:
-                            chunks[c] = self._decode(block[o - start:o - start + n])
-                    else:
-                        for c, o, n in present:
-                            chunks[c] = self._decode(self._pread(fd, n, o))
-            for c in range(first, last):
-                a = max(lo, base + c * step)
-                b = min(hi, base + (c + 1) * step)
-                chunk = chunks.get(c)
-                if chunk is None:
+            entries = index[first:last]
+            start, end, stored = EMPTY, 0, 0
+            for o, n in entries:
+                if o != EMPTY:
+                    start, end, stored = min(start, o), max(end, o + n), stored + n
+            block = None
+            if stored and end - start <= 2 * stored + 65536:
+                block = memoryview(self._pread(fd, end - start, start))   # one read for adjacent chunks
+            for c, (o, n) in enumerate(entries, first):
+                a, b = max(lo, base + c * step), min(hi, base + (c + 1) * step)
+                if o == EMPTY and n == EMPTY:
                     out[a - z0:b - z0] = self.fill
+                    continue
+                data = block[o - start:o - start + n] if block is not None else self._pread(fd, n, o)
+                if direct and b - a == step:              # the whole chunk is wanted
+                    decode_into(data, out[a - z0:b - z0])
                 else:
-                    out[a - z0:b - z0] = chunk[a - base - c * step:b - base - c * step]
-        return out
+                    out[a - z0:b - z0] = self._decode(data)[a - base - c * step:b - base - c * step]

@@ -169,3 +169,39 @@ def test_fork_pickle_and_threads(stores):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert np.array_equal(reader.read(0, full.shape[0]), full)
+
+
+@pytest.mark.parametrize("which", ["default", "shard1", "shard4"])
+def test_read_into_out(stores, which):
+    """``read(z0, z1, out=...)`` fills the caller's array in place (float16 stores included) and
+    refuses an array of another shape, dtype or layout."""
+    url = stores[which]
+    name = f"{layout.IMAGES}/t1"
+    full = open_store(url).array(name)[...]
+    reader = fastread.open_array(url, name)
+    for z0, z1 in ((0, 3), (5, 8), (7, 10), (full.shape[0] - 3, full.shape[0])):
+        out = np.full((z1 - z0, *full.shape[1:]), 99, dtype=reader.out_dtype)
+        assert reader.read(z0, z1, out) is out
+        assert np.array_equal(out, full[z0:z1]), (z0, z1)
+    with pytest.raises(ValueError, match="out"):
+        reader.read(0, 3, np.empty((2, *full.shape[1:]), dtype=reader.out_dtype))
+    with pytest.raises(ValueError, match="out"):
+        reader.read(0, 3, np.empty((3, *full.shape[1:]), dtype=np.float64))
+    with pytest.raises(ValueError, match="out"):
+        reader.read(0, 3, np.empty((3, *full.shape[1:][::-1]), dtype=reader.out_dtype).transpose(0, 2, 1))
+
+
+def test_corrupt_chunk_is_refused(stores, tmp_path):
+    """A chunk whose Blosc header promises another size is refused (never a half-filled slice)."""
+    url = str(tmp_path / "corrupt.zarr")
+    shutil.copytree(stores["default"], url)
+    name = f"{layout.IMAGES}/t1"
+    reader = fastread.open_array(url, name)
+    shard_file = os.path.join(url, name, "c", "1", "0", "0")
+    index = reader._index(1, shard_file, os.open(shard_file, os.O_RDONLY))
+    offset, nbytes = next((o, n) for o, n in index if o != fastread.EMPTY)
+    with open(shard_file, "r+b") as handle:     # the uncompressed-size field of the Blosc header
+        handle.seek(offset + 4)
+        handle.write((12345).to_bytes(4, "little"))
+    with pytest.raises(ValueError, match="Blosc chunk"):
+        fastread.open_array(url, name).read(8, 16)
