@@ -11,16 +11,18 @@ from data_prep.phantom import generate_cohort
 DEFAULT_ROOT = Path(os.environ.get("RAYSYS_BENCH_DIR", "/tmp/raysys-bench-data"))
 
 
-def cohort(root: Path = DEFAULT_ROOT, subjects: int = 12) -> Path:
-    """A phantom cohort at 2 mm (generated once, then reused)."""
-    out = root / f"phantom-{subjects}"
+def cohort(root: Path = DEFAULT_ROOT, subjects: int = 12, resolution: int = 2) -> Path:
+    """A phantom cohort at ``resolution`` mm (generated once, then reused). 1 mm is the grid of
+    real cohorts (BraTS: 1 mm, 240x240x155); 2 mm files are 8x smaller and decode 8x faster."""
+    out = root / (f"phantom-{subjects}" if resolution == 2 else f"phantom-{subjects}-{resolution}mm")
     if not (out / "manifest.csv").exists():
-        generate_cohort(out, subjects=subjects, seed=0, resolution=2)
+        generate_cohort(out, subjects=subjects, seed=0, resolution=resolution)
     return out
 
 
-def store(cohort_dir: Path, size: tuple[int, int], root: Path = DEFAULT_ROOT, **kwargs) -> str:
+def store(cohort_dir: Path, size: tuple[int, int], root: Path = DEFAULT_ROOT, compression: str = "lz4",
+          **kwargs) -> str:
     """A converted store of the cohort at ``size`` (converted once, then reused)."""
-    url = str(root / f"store-{cohort_dir.name}-{size[0]}x{size[1]}.zarr")
-    convert(str(cohort_dir), url, size=size, folds=4, progress=False, **kwargs)
+    url = str(root / f"store-{cohort_dir.name}-{size[0]}x{size[1]}-{compression}.zarr")
+    convert(str(cohort_dir), url, size=size, folds=4, progress=False, compression=compression, **kwargs)
     return url

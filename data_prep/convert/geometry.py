@@ -13,9 +13,20 @@ AUTO_MIN_BRAIN_FRACTION = 0.1
 """``--slices auto`` keeps axial slices whose brain area is >= this fraction of the largest one."""
 
 
+def axial_view(volume: np.ndarray) -> np.ndarray:
+    """RAS volume [X, Y, Z] -> axial slices [Z, H, W] as a VIEW (H = Y reversed: anterior at the
+    top, W = X). For nibabel's Fortran-ordered arrays it is C-ordered apart from the row flip."""
+    return np.transpose(volume, (2, 1, 0))[:, ::-1, :]
+
+
 def axial_stack(volume: np.ndarray) -> np.ndarray:
-    """RAS volume [X, Y, Z] -> axial slices [Z, H, W] (H = Y reversed: anterior at the top, W = X)."""
-    return np.ascontiguousarray(np.transpose(volume, (2, 1, 0))[:, ::-1, :])
+    """``axial_view`` as a new C-contiguous array."""
+    return np.ascontiguousarray(axial_view(volume))
+
+
+def axial_areas(mask: np.ndarray) -> np.ndarray:
+    """Voxels of the mask [X, Y, Z] in each axial slice [Z]."""
+    return np.count_nonzero(mask, axis=(0, 1))
 
 
 def padded_plane(height: int, width: int, size: tuple[int, int]) -> tuple[int, int]:
@@ -44,23 +55,49 @@ def _linear_matrix(n_padded: int, n_out: int, first: int, n_in: int) -> np.ndarr
     return weights[:, first:first + n_in].astype(np.float32)
 
 
-def fit_in_plane(stack: np.ndarray, size: tuple[int, int], order: int) -> np.ndarray:
+def _nonzero_rows(matrix: np.ndarray) -> tuple[int, int]:
+    """First and last + 1 row of ``matrix`` with a non-zero entry ((0, 0) when none)."""
+    hit = np.flatnonzero(np.any(matrix != 0, axis=1))
+    return (int(hit[0]), int(hit[-1]) + 1) if hit.size else (0, 0)
+
+
+def fit_in_plane(stack: np.ndarray, size: tuple[int, int], order: int,
+                 plane: tuple[int, int] | None = None, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
     """Zero-pad [Z, h, w] symmetrically to the aspect ratio of ``size``, then resize to [Z, H, W].
 
     ``order`` 1: bilinear with corners aligned (as ``scipy.ndimage.zoom(order=1)``), computed
     as two small matrix products, which release the GIL so Dask threads run in parallel.
     ``order`` 0: nearest neighbour (labels, masks). Nothing is cropped, so the whole field of
     view (and the whole brain) keeps one scale for every subject of one acquisition grid.
+    ``plane`` (order 1 only): ``stack`` is the window at ``offset`` (rows, columns) of slices of
+    shape ``plane`` that are zero everywhere else; the result is that of the whole zero-filled
+    slices, computed from the window alone (a brain's bounding box is about half the slice).
     """
     depth, height, width = stack.shape
-    padded_h, padded_w = padded_plane(height, width, size)
-    top, left = (padded_h - height) // 2, (padded_w - width) // 2
+    full_h, full_w = plane if plane is not None else (height, width)
+    if plane is not None and order != 1:
+        raise ValueError("fit_in_plane: a window (plane=...) needs order=1")
+    if not (0 <= offset[0] <= full_h - height and 0 <= offset[1] <= full_w - width):
+        raise ValueError(f"fit_in_plane: window {stack.shape[1:]} at {offset} is outside the plane {(full_h, full_w)}")
+    padded_h, padded_w = padded_plane(full_h, full_w, size)
+    top, left = (padded_h - full_h) // 2, (padded_w - full_w) // 2
     if order == 1:
-        rows = _linear_matrix(padded_h, size[0], top, height)            # [H, h]
-        cols = _linear_matrix(padded_w, size[1], left, width)            # [W, w]
-        # columns first as ONE [Z*h, w] x [w, W] product, then rows per slice (batched)
-        along_columns = np.matmul(stack.astype(np.float32, copy=False).reshape(depth * height, width), cols.T)
-        return np.matmul(rows, along_columns.reshape(depth, height, size[1]))
+        rows = _linear_matrix(padded_h, size[0], top + offset[0], height)      # [H, h]
+        cols = _linear_matrix(padded_w, size[1], left + offset[1], width)      # [W, w]
+        if stack.strides[1] < 0:     # rows flipped (an axial view): un-flip, flip the row weights
+            stack, rows = stack[:, ::-1, :], rows[:, ::-1]
+        stack = np.ascontiguousarray(stack, dtype=np.float32)           # no copy for C-ordered float32
+        # only output pixels with a non-zero weight on the window are computed (all of them
+        # without a window); the others stay 0
+        r0, r1 = _nonzero_rows(rows)
+        c0, c1 = _nonzero_rows(cols)
+        out = np.zeros((depth, *size), dtype=np.float32)
+        if r1 > r0 and c1 > c0:
+            # columns first as ONE [Z*h, w] x [w, W] product, then rows per slice (batched)
+            along_columns = np.matmul(stack.reshape(depth * height, width), cols[c0:c1].T)
+            out[:, r0:r1, c0:c1] = np.matmul(np.ascontiguousarray(rows[r0:r1]),
+                                             along_columns.reshape(depth, height, c1 - c0))
+        return out
     if order != 0:
         raise ValueError(f"order={order}: expected 0 (nearest) or 1 (linear)")
     rows = np.rint(_positions(padded_h, size[0])).astype(int) - top
@@ -91,37 +128,84 @@ def brain_mask(images: dict[str, np.ndarray], tissue: np.ndarray | None) -> np.n
     """Brain mask [X, Y, Z] bool: the tissue map's non-zero voxels when given, else estimated.
 
     Estimate: each modality scaled by its 99th percentile, averaged, thresholded at Otsu's
-    level; holes filled and the largest connected component kept.
+    level; holes filled and the largest connected component kept. Percentile and Otsu level
+    come from every ``ESTIMATE_SAMPLE_STEP``-th voxel (they only set a scale and a threshold).
     """
     if tissue is not None:
         return tissue > 0
-    scaled = [v / max(float(np.percentile(v[v > 0], 99)) if np.any(v > 0) else 1.0, 1e-12)
-              for v in images.values()]
-    mean = np.mean(scaled, axis=0)
+    first = next(iter(images.values()))
+    mean = np.zeros(first.shape, dtype=np.float32, order="F" if first.flags.f_contiguous else "C")
+    for volume in images.values():
+        sample = _sample(volume)
+        positive = sample[sample > 0]
+        scale = max(float(np.percentile(positive, 99)), 1e-12) if positive.size else 1.0
+        mean += volume * np.float32(1.0 / (scale * len(images)))
     # Otsu over ALL voxels: it separates background (0 after skull stripping, or noise) from head/brain
-    mask = mean > otsu_threshold(mean.ravel())
-    labelled, count = ndimage.label(mask)
+    rough = mean > otsu_threshold(_sample(mean))
+    del mean
+    box = bounding_box(rough)
+    if box is None:
+        return rough
+    # components and holes lie inside the bounding box (outside it everything is background,
+    # connected to the volume's border), so both are computed on the box only
+    inner = rough[box].T                    # nibabel's Fortran order -> a C-ordered view for scipy
+    labelled, count = ndimage.label(inner)
     if count > 1:
-        sizes = ndimage.sum_labels(mask, labelled, index=np.arange(1, count + 1))
-        mask = labelled == (1 + int(np.argmax(sizes)))
-    return ndimage.binary_fill_holes(mask)
+        sizes = np.bincount(labelled.ravel())
+        sizes[0] = 0
+        inner = labelled == int(np.argmax(sizes))
+    mask = np.zeros_like(rough)
+    mask[box] = fill_holes(inner).T
+    return mask
 
 
-def choose_slices(mask_stack: np.ndarray, slices: tuple[int, int] | None) -> np.ndarray:
-    """Indices (into the axial stack [Z, H, W]) of the slices to keep.
+def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
+    """The smallest box (slices per axis) holding every True voxel; None for an empty mask."""
+    box = []
+    for axis in range(mask.ndim):
+        hit = np.flatnonzero(np.any(mask, axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        if hit.size == 0:
+            return None
+        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
+    return tuple(box)
 
-    ``None`` (auto): slices whose brain area >= ``AUTO_MIN_BRAIN_FRACTION`` of the largest.
-    ``(a, b)``: slices a..b-1, which must lie inside the volume.
+
+ESTIMATE_SAMPLE_STEP = 7
+"""Every 7th voxel (a prime step, so no lattice aliasing) estimates percentiles and Otsu's level."""
+
+
+def _sample(volume: np.ndarray) -> np.ndarray:
+    return volume.ravel(order="K")[::ESTIMATE_SAMPLE_STEP]
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``scipy.ndimage.binary_fill_holes(mask)`` (default connectivity), ~4x faster on a volume:
+    the background components (6-connected) that touch the volume's border stay background."""
+    background, count = ndimage.label(~mask)
+    if count == 0:
+        return mask.copy()
+    touches = np.zeros(count + 1, dtype=bool)
+    for axis in range(mask.ndim):
+        for end in (0, -1):
+            touches[np.take(background, end, axis=axis)] = True
+    touches[0] = False                      # label 0 = the mask itself
+    return ~touches[background]
+
+
+def choose_slices(areas: np.ndarray, slices: tuple[int, int] | None) -> np.ndarray:
+    """Indices of the axial slices to keep, one contiguous range, from the brain area of each
+    slice [Z] (``axial_areas``), so neighbouring stored slices are neighbours in the volume.
+
+    ``None`` (auto): from the first to the last slice whose brain area >= ``AUTO_MIN_BRAIN_FRACTION``
+    of the largest. ``(a, b)``: slices a..b-1, which must lie inside the volume.
     """
-    depth = mask_stack.shape[0]
+    depth = int(areas.shape[0])
     if slices is not None:
         start, stop = slices
         if stop > depth:
             raise ValueError(f"--slices {start}:{stop} exceeds the volume's {depth} axial slices")
         return np.arange(start, stop)
-    area = mask_stack.reshape(depth, -1).sum(axis=1)
-    if area.max() == 0:
+    if areas.max() == 0:
         raise ValueError("brain mask is empty")
-    kept = np.flatnonzero(area >= AUTO_MIN_BRAIN_FRACTION * area.max())
-    # one contiguous range, so neighbouring stored slices are neighbours in the volume (context)
+    kept = np.flatnonzero(areas >= AUTO_MIN_BRAIN_FRACTION * areas.max())
     return np.arange(kept[0], kept[-1] + 1)

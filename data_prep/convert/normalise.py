@@ -32,8 +32,8 @@ MINMAX_PERCENTILES = (0.5, 99.5)
 
 def zscore(volume: np.ndarray, mask: np.ndarray) -> tuple[float, float, dict]:
     """(x - mean) / std over the mask, later clipped to [-5, 5] (disentanglement paper: brain z-scores)."""
-    inside = volume[mask]
-    mean, std = float(inside.mean()), float(inside.std())
+    values = inside(volume, mask)
+    mean, std = float(values.mean()), float(values.std())
     if std == 0:
         raise ValueError("constant intensity inside the brain mask")
     return mean, 1.0 / std, {"mean": mean, "std": std}
@@ -41,7 +41,7 @@ def zscore(volume: np.ndarray, mask: np.ndarray) -> tuple[float, float, dict]:
 
 def minmax(volume: np.ndarray, mask: np.ndarray) -> tuple[float, float, dict]:
     """Linear map of the 0.5th..99.5th percentile in the mask to [0, 1], later clipped."""
-    low, high = (float(v) for v in np.percentile(volume[mask], MINMAX_PERCENTILES))
+    low, high = (float(v) for v in np.percentile(inside(volume, mask), MINMAX_PERCENTILES))
     if high <= low:
         raise ValueError("constant intensity inside the brain mask")
     return low, 1.0 / (high - low), {"low": low, "high": high}
@@ -50,8 +50,9 @@ def minmax(volume: np.ndarray, mask: np.ndarray) -> tuple[float, float, dict]:
 def wm_median(volume: np.ndarray, mask: np.ndarray, white_matter: np.ndarray, modality: str
               ) -> tuple[float, float, dict]:
     """MMHVAE harmonisation: brain minimum -> 0, white-matter median -> ``WM_MEDIAN_TARGET``; clip [0, 1]."""
-    minimum = float(volume[mask].min())
-    median = float(np.median(volume[white_matter])) if np.any(white_matter) else float(np.median(volume[mask]))
+    brain = inside(volume, mask)
+    minimum = float(brain.min())
+    median = float(np.median(inside(volume, white_matter))) if np.any(white_matter) else float(np.median(brain))
     if median <= minimum:
         raise ValueError("white-matter median is not above the brain minimum")
     target = WM_MEDIAN_TARGET.get(modality, 1 / 3)
@@ -59,10 +60,25 @@ def wm_median(volume: np.ndarray, mask: np.ndarray, white_matter: np.ndarray, mo
 
 
 def apply(values: np.ndarray, mask: np.ndarray, offset: float, scale: float, method: str) -> np.ndarray:
-    """Every method is linear: clip((x - offset) * scale) to its value range inside the mask, 0 outside."""
+    """Every method is linear: clip((x - offset) * scale) to its value range inside the mask, 0 outside.
+
+    A new float32 array in the memory layout of ``values`` (nibabel's Fortran order stays so),
+    computed in place: one temporary, no copies in another order.
+    """
     low, high = VALUE_RANGES[method]
-    out = np.clip((values - np.float32(offset)) * np.float32(scale), low, high)
-    return np.where(mask, out, np.float32(0)).astype(np.float32, copy=False)
+    out = np.subtract(values, np.float32(offset), dtype=np.float32)
+    out *= np.float32(scale)
+    np.clip(out, low, high, out=out)
+    np.copyto(out, np.float32(0), where=~mask)      # not ``*= mask``: that leaves -0.0 behind
+    return out
+
+
+def inside(volume: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``volume[mask]`` (in some order): boolean indexing walks C order, so Fortran-ordered
+    (nibabel) arrays are indexed through their transposes, which reads memory sequentially."""
+    if volume.flags.f_contiguous and mask.flags.f_contiguous and volume.ndim > 1:
+        return volume.T[mask.T]
+    return volume[mask]
 
 
 def _intensity_classes(volume: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -18,8 +18,8 @@ from .subject import COMPRESSIONS, DEFAULT_COMPRESSION, SubjectJob, stage
 
 CONVERTER_VERSION = "1.1"
 DTYPES = ("float32", "float16")
-DEFAULT_SHARD_SLICES = 8
-"""Slices per shard; chosen by bench/data_read.py (see docs/readme/30-store.md)."""
+DEFAULT_SHARD_SLICES = 32
+"""Slices per shard: reads (bench/data_read.py sweep) and assembly got faster up to 16-64; 32 (docs/readme/30-store.md)."""
 
 
 @dataclasses.dataclass

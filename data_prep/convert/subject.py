@@ -23,7 +23,7 @@ from raysys.data import layout
 
 from . import geometry, normalise
 from .storeio import put_many
-from .volumes import InputError, load_subject, sha256_of
+from .volumes import InputError, load_subject
 
 CRASH_AFTER_ENV = "RAYSYS_CONVERT_CRASH_AFTER"
 """Testing hook: when set to N, the process exits abruptly (os._exit) after staging N subjects."""
@@ -148,40 +148,44 @@ class SubjectResult:
 
 
 def prepare(job: SubjectJob) -> dict:
-    """Load and preprocess one subject -> arrays [Z, H, W] and metadata (no store access)."""
-    sha = {modality: sha256_of(path) for modality, path in job.files.items()}
+    """Load and preprocess one subject -> arrays [Z, H, W] and metadata (no store access).
+
+    Volumes stay in nibabel's layout ([X, Y, Z], Fortran order) until resizing: statistics come
+    from the whole volume, only the kept slab of axial slices is normalised, and the axial
+    transpose/flip is a view that ``fit_in_plane`` folds into its interpolation matrices.
+    """
     integer = {"labels", "tissue"}
-    volumes, affine = load_subject(job.files, integer_modalities=integer)
+    volumes, affine, sha = load_subject(job.files, integer_modalities=integer)
     images = {m: v for m, v in volumes.items() if m not in integer}
     labels, tissue = volumes.get("labels"), volumes.get("tissue")
     if not images:
         raise InputError(next(iter(job.files.values())), "subject has no image modality")
     first_image = job.files[next(iter(images))]
-    for name, volume in (("labels", labels), ("tissue", tissue)):
-        if volume is not None and (volume.min() < 0 or volume.max() > 255):
-            raise InputError(job.files[name], f"{name} values outside 0..255")
     try:
         mask = geometry.brain_mask(images, tissue)
         params, stats = normalise.fit_subject(images, mask, tissue, job.normalise)
-        mask_stack = geometry.axial_stack(mask)
-        keep = geometry.choose_slices(mask_stack, job.slices)
+        keep = geometry.choose_slices(geometry.axial_areas(mask), job.slices)
     except ValueError as error:
         raise InputError(first_image, str(error)) from error
-    # statistics come from the whole volume; only the kept slices are normalised and resized
-    mask_kept = mask_stack[keep]
-    mask_out = geometry.fit_in_plane(mask_kept.view(np.uint8), job.size, order=0) > 0
+    slab = slice(int(keep[0]), int(keep[-1]) + 1)            # kept slices are one contiguous range
+    mask_slab = mask[:, :, slab]
+    mask_out = geometry.fit_in_plane(geometry.axial_view(mask_slab).view(np.uint8), job.size, order=0) > 0
+    # normalise and resize only the brain's in-plane bounding box: outside it the slices are 0
+    box = geometry.bounding_box(mask_slab) or (slice(0, mask.shape[0]), slice(0, mask.shape[1]), slice(None))
+    window = (box[0], box[1], slab)
+    plane = (mask.shape[1], mask.shape[0])                                # axial rows (Y), columns (X)
+    offset = (mask.shape[1] - box[1].stop, box[0].start)                 # rows run anterior -> posterior
     arrays = {}
     for modality, volume in images.items():
-        stack = geometry.axial_stack(volume[:, :, keep])
-        normalised = normalise.apply(stack, mask_kept, *params[modality], method=job.normalise)
-        resized = geometry.fit_in_plane(normalised, job.size, order=1)   # a new array: zero it in place
-        resized[~mask_out] = 0
+        normalised = normalise.apply(volume[window], mask[window], *params[modality], method=job.normalise)
+        resized = geometry.fit_in_plane(geometry.axial_view(normalised), job.size, order=1, plane=plane,
+                                        offset=offset)
+        np.copyto(resized, np.float32(0), where=~mask_out)   # a new array: zeroed outside the mask in place
         arrays[f"{layout.IMAGES}/{modality}"] = resized.astype(job.dtype, copy=False)
     arrays[layout.MASK] = mask_out
     for name, volume in ((layout.LABELS, labels), (layout.TISSUE, tissue)):
         if volume is not None:
-            arrays[name] = geometry.fit_in_plane(geometry.axial_stack(volume[:, :, keep].astype(np.uint8)),
-                                                 job.size, order=0)
+            arrays[name] = geometry.fit_in_plane(geometry.axial_view(volume[:, :, slab]), job.size, order=0)
     zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
     height, width = geometry.padded_plane(images[next(iter(images))].shape[1],
                                           images[next(iter(images))].shape[0], job.size)

@@ -73,7 +73,8 @@ class SliceDataset(Dataset):
         in_split = np.isin(store.slice_subject, subjects)
         self.slices = np.flatnonzero(in_split)                                  # global slice ids
         self.slice_subjects = store.slice_subject[self.slices].astype(np.int64)  # per dataset index
-        names = [f"{layout.IMAGES}/{m}" for m in chosen] + [layout.MASK]
+        self._image_names = [f"{layout.IMAGES}/{m}" for m in chosen]
+        names = self._image_names + [layout.MASK]
         self._array_names = names + ([layout.LABELS] if self.has_labels else [])
         item_bytes = sum(np.dtype(store.array(n).dtype).itemsize for n in self._array_names)
         total = item_bytes * store.n_slices * store.size[0] * store.size[1]
@@ -124,31 +125,27 @@ class SliceDataset(Dataset):
             keep[rng.choice(np.flatnonzero(available))] = True
         return keep
 
-    def _read(self, arrays: dict, requests: list[tuple[str, object, np.ndarray | None]]) -> list[np.ndarray]:
-        """``arrays[name][selection]`` for each request; Zarr reads are issued concurrently.
-
-        A request's third element, when not None, is where the fast reader may decode the slices
-        in place (the result is then that array)."""
+    def _read(self, arrays: dict, requests: list[tuple[str, int, int, np.ndarray | None]]) -> list[np.ndarray]:
+        """Slices ``z0:z1`` of ``arrays[name]`` for each request ``(name, z0, z1, out)``; Zarr reads
+        are issued concurrently. Where ``out`` is given the fast reader may decode into it in place
+        (the result is then ``out`` itself)."""
         if self.preload:
-            return [arrays[name][selection] for name, selection, _ in requests]
+            return [arrays[name][z0:z1] for name, z0, z1, _ in requests]
         results: list = [None] * len(requests)
-        for i, (name, selection, out) in enumerate(requests):
-            reader = self._fast.get(name)
+        fast = self._fast
+        for i, (name, z0, z1, out) in enumerate(requests):
+            reader = fast.get(name)
             if reader is None:
                 continue
             try:
-                if isinstance(selection, slice):
-                    fits = out is not None and out.dtype == reader.out_dtype
-                    results[i] = reader.read(selection.start, selection.stop, out if fits else None)
-                else:
-                    results[i] = reader.read(selection, selection + 1)[0]
+                results[i] = reader.read(z0, z1, out if out is not None and out.dtype == reader.out_dtype else None)
             except Exception:   # anything unexpected: zarr reads it (and raises if it is broken)
                 results[i] = None
         rest = [i for i, r in enumerate(results) if r is None]
         if rest:
             async def gather():
-                return await asyncio.gather(*(arrays[requests[i][0]].async_array.getitem(requests[i][1])
-                                              for i in rest))
+                return await asyncio.gather(*(arrays[requests[i][0]].async_array.getitem(
+                    slice(requests[i][1], requests[i][2])) for i in rest))
             # one round trip to zarr's event loop per item instead of one per array
             for i, a in zip(rest, sync(gather())):
                 results[i] = np.asarray(a)
@@ -165,13 +162,12 @@ class SliceDataset(Dataset):
         images = np.zeros((len(self.modalities), self.context, height, width), dtype=np.float32)
         inside = hi - lo == self.context          # no edge slice repeated: read straight into images
         available = self._hidden(index, self.availability[subject].copy())
-        wanted = [m for m, modality in enumerate(self.modalities) if available[m]]
+        wanted = [m for m in range(len(self.modalities)) if available[m]]
         targets = [images[m] if inside else None for m in wanted]
-        requests = [(f"{layout.IMAGES}/{self.modalities[m]}", slice(lo, hi), target)
-                    for m, target in zip(wanted, targets)]
-        requests.append((layout.MASK, g, None))
+        requests = [(self._image_names[m], lo, hi, target) for m, target in zip(wanted, targets)]
+        requests.append((layout.MASK, g, g + 1, None))
         if self.has_labels:
-            requests.append((layout.LABELS, g, None))
+            requests.append((layout.LABELS, g, g + 1, None))
         blocks = self._read(arrays, requests)
         # positions of the K context slices inside the read block [lo, hi): edges repeated
         rows = slice(None) if inside else np.clip(np.arange(g - half, g + half + 1), first, stop - 1) - lo
@@ -181,10 +177,10 @@ class SliceDataset(Dataset):
         item = {
             "images": torch.from_numpy(images),
             "available": torch.from_numpy(available.astype(bool)),
-            "mask": torch.from_numpy(np.asarray(blocks[len(wanted)], dtype=bool)),
+            "mask": torch.from_numpy(np.asarray(blocks[len(wanted)][0], dtype=bool)),
             "subject": torch.tensor(subject, dtype=torch.int64),
             "slice": torch.tensor(g, dtype=torch.int64),
         }
         if self.has_labels:
-            item["label"] = torch.from_numpy(np.asarray(blocks[-1], dtype=np.int64))
+            item["label"] = torch.from_numpy(np.asarray(blocks[-1][0], dtype=np.int64))
         return item

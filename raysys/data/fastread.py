@@ -321,12 +321,14 @@ class FastArray:
         return out
 
     def _read(self, z0: int, z1: int, out: np.ndarray) -> None:
-        step, per_shard, decode_into = self.inner[0], self.shard_slices, self._decode_into
-        direct = self.dtype == self.out_dtype     # decode straight into ``out`` where a chunk fits
+        step, per_shard, decode_into, shards = self.inner[0], self.shard_slices, self._decode_into, self._open_shards
+        # decode straight into ``out`` where a chunk fits; one-slice chunks (the converter's) always do
+        direct = self.dtype == self.out_dtype
+        per_slice = direct and step == 1
         for shard in range(z0 // per_shard, -(-z1 // per_shard) if z1 > z0 else 0):
             base = shard * per_shard
             lo, hi = max(z0, base), min(z1, base + per_shard)
-            entry = self._shard(shard)
+            entry = shards.get(shard) or self._shard(shard)
             if entry is None:
                 out[lo - z0:hi - z0] = self.fill
                 continue
@@ -340,6 +342,14 @@ class FastArray:
             block = None
             if stored and end - start <= 2 * stored + 65536:
                 block = memoryview(self._pread(fd, end - start, start))   # one read for adjacent chunks
+            if per_slice:
+                for i, (o, n) in enumerate(entries, lo - z0):
+                    if o == EMPTY and n == EMPTY:
+                        out[i] = self.fill
+                    else:
+                        decode_into(block[o - start:o - start + n] if block is not None else self._pread(fd, n, o),
+                                    out[i])
+                continue
             for c, (o, n) in enumerate(entries, first):
                 a, b = max(lo, base + c * step), min(hi, base + (c + 1) * step)
                 if o == EMPTY and n == EMPTY:

@@ -95,3 +95,55 @@ def test_assembly_refuses_a_staged_array_that_is_missing(tmp_path):
     assemble.create_arrays(root, plan, (8, 8), "float32", 4)
     with pytest.raises(RuntimeError, match="staged images/t1 of a is missing"):
         assemble.assemble_block(plan, 0, 2)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fill_holes_equals_scipy(seed):
+    rng = np.random.default_rng(seed)
+    mask = ndimage.binary_opening(rng.random((23, 19, 17)) > 0.45 - 0.05 * seed)
+    mask[5:15, 5:12, 4:10] = True
+    mask[8:11, 7:9, 6:8] = False                 # a hole inside a solid block
+    expected = ndimage.binary_fill_holes(mask)
+    assert expected.sum() > mask.sum()
+    for layout in (mask, np.asfortranarray(mask)):
+        np.testing.assert_array_equal(geometry.fill_holes(layout), expected)
+    np.testing.assert_array_equal(geometry.fill_holes(np.ones((3, 4, 5), bool)), np.ones((3, 4, 5), bool))
+    np.testing.assert_array_equal(geometry.fill_holes(np.zeros((3, 4, 5), bool)), np.zeros((3, 4, 5), bool))
+
+
+def test_estimated_mask_equals_the_plain_scipy_recipe():
+    """Cropping to the bounding box and the fast hole filling change nothing: the mask equals the
+    recipe on the whole volume (Otsu on the same samples; largest component; binary_fill_holes)."""
+    from convert_helpers import image, tissue_map
+
+    tissue = tissue_map(2)
+    images = {m: np.asfortranarray(image(tissue, m, 2)) for m in ("t1", "t2")}
+    images["t2"][3:6, 3:6, 3:6] = images["t2"].max()          # a separate bright blob: not the brain
+    got = geometry.brain_mask(images, tissue=None)
+    mean = sum(v * np.float32(1.0 / (max(float(np.percentile(geometry._sample(v)[geometry._sample(v) > 0], 99)),
+                                              1e-12) * 2)) for v in images.values())
+    rough = mean > geometry.otsu_threshold(geometry._sample(mean))
+    labelled, count = ndimage.label(rough)
+    sizes = ndimage.sum_labels(rough, labelled, index=np.arange(1, count + 1))
+    expected = ndimage.binary_fill_holes(labelled == 1 + int(np.argmax(sizes)))
+    assert count > 1
+    np.testing.assert_array_equal(got, expected)
+    assert geometry.bounding_box(np.zeros((3, 3, 3), bool)) is None
+
+
+@pytest.mark.parametrize("size", [(64, 64), (48, 40), (192, 160)])
+def test_fit_in_plane_of_a_window_equals_the_zero_filled_plane(size):
+    """Resizing only the non-zero window (flipped axial view included) == resizing whole slices."""
+    rng = np.random.default_rng(5)
+    full = np.zeros((3, 50, 41), dtype=np.float32)
+    full[:, 7:31, 12:37] = rng.random((3, 24, 25))
+    expected = geometry.fit_in_plane(full, size, order=1)
+    got = geometry.fit_in_plane(full[:, 7:31, 12:37], size, order=1, plane=(50, 41), offset=(7, 12))
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    volume = np.asfortranarray(np.transpose(full[:, ::-1, :], (2, 1, 0)))     # [X, Y, Z] whose axial view is full
+    np.testing.assert_array_equal(geometry.axial_view(volume), full)
+    window = volume[12:37, 50 - 31:50 - 7, :]
+    got = geometry.fit_in_plane(geometry.axial_view(window), size, order=1, plane=(50, 41), offset=(7, 12))
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="outside the plane"):
+        geometry.fit_in_plane(full[:, 7:31, 12:37], size, order=1, plane=(50, 41), offset=(30, 12))

@@ -10,6 +10,7 @@ import zarr
 from convert_helpers import expected_zscore, to_las, write_subject
 
 from data_prep.convert import ConvertError, convert
+from data_prep.convert.pipeline import DEFAULT_SHARD_SLICES
 from raysys.data import SliceDataset, open_store
 
 SUBJECTS = [f"s{i:02d}" for i in range(6)]
@@ -98,7 +99,8 @@ def test_memory_url_store_and_aliases(cohort, tmp_path):
     item = SliceDataset(url, split="all", context=3)[5]
     assert item["images"].shape == (2, 3, 24, 24)
     root_group = zarr.open_group(url, mode="r")
-    assert root_group["images/t1"].shards == (8, 24, 24) and root_group["images/t1"].chunks == (1, 24, 24)
+    assert root_group["images/t1"].shards == (DEFAULT_SHARD_SLICES, 24, 24)
+    assert root_group["images/t1"].chunks == (1, 24, 24)
 
 
 def test_wm_median_puts_white_matter_median_at_target(cohort, tmp_path):
