@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
-from data_prep.convert import convert
+from data_prep.convert import ConvertError, convert
 from data_prep.phantom import generate_cohort
 
 DEFAULT_ROOT = Path(os.environ.get("RAYSYS_BENCH_DIR", "/tmp/raysys-bench-data"))
@@ -24,5 +25,9 @@ def store(cohort_dir: Path, size: tuple[int, int], root: Path = DEFAULT_ROOT, co
           **kwargs) -> str:
     """A converted store of the cohort at ``size`` (converted once, then reused)."""
     url = str(root / f"store-{cohort_dir.name}-{size[0]}x{size[1]}-{compression}.zarr")
-    convert(str(cohort_dir), url, size=size, folds=4, progress=False, compression=compression, **kwargs)
+    try:
+        convert(str(cohort_dir), url, size=size, folds=4, progress=False, compression=compression, **kwargs)
+    except ConvertError:    # cached from another converter version or settings: convert again
+        shutil.rmtree(url)
+        convert(str(cohort_dir), url, size=size, folds=4, progress=False, compression=compression, **kwargs)
     return url

@@ -69,14 +69,12 @@ def fit_in_plane(stack: np.ndarray, size: tuple[int, int], order: int,
     as two small matrix products, which release the GIL so Dask threads run in parallel.
     ``order`` 0: nearest neighbour (labels, masks). Nothing is cropped, so the whole field of
     view (and the whole brain) keeps one scale for every subject of one acquisition grid.
-    ``plane`` (order 1 only): ``stack`` is the window at ``offset`` (rows, columns) of slices of
-    shape ``plane`` that are zero everywhere else; the result is that of the whole zero-filled
-    slices, computed from the window alone (a brain's bounding box is about half the slice).
+    ``plane``: ``stack`` is the window at ``offset`` (rows, columns) of slices of shape ``plane``
+    that are zero everywhere else; the result is that of the whole zero-filled slices, computed
+    from the window alone (a brain's bounding box is about half the slice).
     """
     depth, height, width = stack.shape
     full_h, full_w = plane if plane is not None else (height, width)
-    if plane is not None and order != 1:
-        raise ValueError("fit_in_plane: a window (plane=...) needs order=1")
     if not (0 <= offset[0] <= full_h - height and 0 <= offset[1] <= full_w - width):
         raise ValueError(f"fit_in_plane: window {stack.shape[1:]} at {offset} is outside the plane {(full_h, full_w)}")
     padded_h, padded_w = padded_plane(full_h, full_w, size)
@@ -100,9 +98,9 @@ def fit_in_plane(stack: np.ndarray, size: tuple[int, int], order: int,
         return out
     if order != 0:
         raise ValueError(f"order={order}: expected 0 (nearest) or 1 (linear)")
-    rows = np.rint(_positions(padded_h, size[0])).astype(int) - top
-    cols = np.rint(_positions(padded_w, size[1])).astype(int) - left
-    # padding is symmetric, so the output pixels that fall inside the input form one block
+    rows = np.rint(_positions(padded_h, size[0])).astype(int) - top - offset[0]
+    cols = np.rint(_positions(padded_w, size[1])).astype(int) - left - offset[1]
+    # positions grow monotonically, so the output pixels that fall inside the input form one block
     row_ok, col_ok = np.flatnonzero((rows >= 0) & (rows < height)), np.flatnonzero((cols >= 0) & (cols < width))
     out = np.zeros((depth, *size), dtype=stack.dtype)
     if row_ok.size and col_ok.size:
@@ -134,12 +132,17 @@ def brain_mask(images: dict[str, np.ndarray], tissue: np.ndarray | None) -> np.n
     if tissue is not None:
         return tissue > 0
     first = next(iter(images.values()))
-    mean = np.zeros(first.shape, dtype=np.float32, order="F" if first.flags.f_contiguous else "C")
-    for volume in images.values():
+    order = "F" if first.flags.f_contiguous else "C"              # nibabel's layout: no strided passes
+    mean = np.empty(first.shape, dtype=np.float32, order=order)
+    scaled = np.empty_like(mean)
+    for i, volume in enumerate(images.values()):
         sample = _sample(volume)
         positive = sample[sample > 0]
         scale = max(float(np.percentile(positive, 99)), 1e-12) if positive.size else 1.0
-        mean += volume * np.float32(1.0 / (scale * len(images)))
+        np.multiply(volume, np.float32(1.0 / (scale * len(images))), out=mean if i == 0 else scaled)
+        if i:
+            mean += scaled
+    del scaled
     # Otsu over ALL voxels: it separates background (0 after skull stripping, or noise) from head/brain
     rough = mean > otsu_threshold(_sample(mean))
     del mean

@@ -10,6 +10,7 @@ what a resumed conversion trusts.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import threading
 
@@ -76,6 +77,19 @@ def _numcodecs_compressor(codec):
     return None
 
 
+@functools.lru_cache(maxsize=64)
+def _chunk_encoding(name: str, size: tuple[int, int], dtype: str, compression: str) -> tuple[np.dtype, list | None]:
+    """(dtype of the final array, the numcodecs compressors its chunks pass through in order), read
+    once per process from an in-memory zarr array with the final settings; compressors None when
+    zarr's chunk encoding is not ``bytes`` (little-endian) + Blosc/Zstd (zarr then encodes)."""
+    array = zarr.create_array(zarr.storage.MemoryStore(), shape=(1, *size), **array_settings(name, size, dtype, compression))
+    codecs = array.metadata.codecs
+    first = codecs[0].to_dict()
+    compressors = [_numcodecs_compressor(codec) for codec in codecs[1:]]
+    plain_bytes = first["name"] == "bytes" and first.get("configuration", {}).get("endian", "little") == "little"
+    return array.dtype, compressors if plain_bytes and all(c is not None for c in compressors) else None
+
+
 def encode_slices(name: str, data: np.ndarray, size: tuple[int, int], dtype: str,
                   compression: str = DEFAULT_COMPRESSION) -> bytes:
     """Encode every slice of ``data`` [n, H, W] as a chunk of the final array ``name``.
@@ -88,14 +102,8 @@ def encode_slices(name: str, data: np.ndarray, size: tuple[int, int], dtype: str
     a header of n + 1 little-endian uint64 (n, then each chunk's length; 0 = all fill value,
     not stored) followed by the chunks.
     """
-    chunks: dict = {}
-    array = zarr.create_array(zarr.storage.MemoryStore(store_dict=chunks), shape=data.shape,
-                              **array_settings(name, size, dtype, compression))
-    codecs = array.metadata.codecs
-    first = codecs[0].to_dict()
-    compressors = [_numcodecs_compressor(codec) for codec in codecs[1:]]
-    fast = (first["name"] == "bytes" and first.get("configuration", {}).get("endian", "little") == "little"
-            and all(c is not None for c in compressors) and data.dtype == array.dtype)
+    array_dtype, compressors = _chunk_encoding(name, tuple(size), dtype, compression)
+    fast = compressors is not None and data.dtype == array_dtype
     if fast:
         data = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<"))
         parts = []
@@ -109,6 +117,9 @@ def encode_slices(name: str, data: np.ndarray, size: tuple[int, int], dtype: str
                 encoded = compressor.encode(encoded)
             parts.append(bytes(encoded))
     else:
+        chunks: dict = {}
+        array = zarr.create_array(zarr.storage.MemoryStore(store_dict=chunks), shape=data.shape,
+                                  **array_settings(name, size, dtype, compression))
         array[...] = data
         encoded = [chunks.get(array.metadata.encode_chunk_key((k, 0, 0))) for k in range(data.shape[0])]
         parts = [b"" if chunk is None else chunk.to_bytes() for chunk in encoded]
@@ -123,6 +134,11 @@ def decode_blob(blob) -> list[bytes | None]:
     lengths = np.frombuffer(view[8:8 * (n + 1)], dtype="<u8").astype(np.int64)
     ends = 8 * (n + 1) + np.cumsum(lengths)
     return [bytes(view[end - length:end]) if length else None for end, length in zip(ends, lengths)]
+
+
+BLOCK_SLICES = 16
+"""Slices normalised and resized together, within their own brain bounding box (measured: 16
+slices of a 1 mm volume keep the working set in cache and cut the resizing work ~25 %)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,24 +184,12 @@ def prepare(job: SubjectJob) -> dict:
     except ValueError as error:
         raise InputError(first_image, str(error)) from error
     slab = slice(int(keep[0]), int(keep[-1]) + 1)            # kept slices are one contiguous range
-    mask_slab = mask[:, :, slab]
-    mask_out = geometry.fit_in_plane(geometry.axial_view(mask_slab).view(np.uint8), job.size, order=0) > 0
-    # normalise and resize only the brain's in-plane bounding box: outside it the slices are 0
-    box = geometry.bounding_box(mask_slab) or (slice(0, mask.shape[0]), slice(0, mask.shape[1]), slice(None))
-    window = (box[0], box[1], slab)
-    plane = (mask.shape[1], mask.shape[0])                                # axial rows (Y), columns (X)
-    offset = (mask.shape[1] - box[1].stop, box[0].start)                 # rows run anterior -> posterior
-    arrays = {}
-    for modality, volume in images.items():
-        normalised = normalise.apply(volume[window], mask[window], *params[modality], method=job.normalise)
-        resized = geometry.fit_in_plane(geometry.axial_view(normalised), job.size, order=1, plane=plane,
-                                        offset=offset)
-        np.copyto(resized, np.float32(0), where=~mask_out)   # a new array: zeroed outside the mask in place
-        arrays[f"{layout.IMAGES}/{modality}"] = resized.astype(job.dtype, copy=False)
-    arrays[layout.MASK] = mask_out
-    for name, volume in ((layout.LABELS, labels), (layout.TISSUE, tissue)):
-        if volume is not None:
-            arrays[name] = geometry.fit_in_plane(geometry.axial_view(volume[:, :, slab]), job.size, order=0)
+    arrays = resize_slab(images, params, mask, tissue, slab, job.size, job.normalise)
+    for modality in images:
+        name = f"{layout.IMAGES}/{modality}"
+        arrays[name] = arrays[name].astype(job.dtype, copy=False)
+    if labels is not None:      # tumour labels may reach past an estimated mask: the whole plane
+        arrays[layout.LABELS] = geometry.fit_in_plane(geometry.axial_view(labels[:, :, slab]), job.size, order=0)
     zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
     height, width = geometry.padded_plane(images[next(iter(images))].shape[1],
                                           images[next(iter(images))].shape[0], job.size)
@@ -194,6 +198,42 @@ def prepare(job: SubjectJob) -> dict:
             "modalities": sorted(images), "normalisation": stats, "spacing": spacing,
             "has_labels": labels is not None, "has_tissue": tissue is not None}
     return {"arrays": arrays, "meta": meta}
+
+
+def resize_slab(images: dict[str, np.ndarray], params: dict, mask: np.ndarray, tissue: np.ndarray | None,
+                slab: slice, size: tuple[int, int], method: str) -> dict[str, np.ndarray]:
+    """Normalised, resized axial slices [Z, H, W] of ``slab`` (RAS volumes [X, Y, Z]): each image
+    (float32, 0 outside the resized mask), the mask and, when given, the tissue map.
+
+    Works block by block (``BLOCK_SLICES``), each within the brain's bounding box of its block:
+    outside it every slice is 0 (the tissue map too, as the mask is then ``tissue > 0``).
+    """
+    depth, plane = slab.stop - slab.start, (mask.shape[1], mask.shape[0])    # axial rows (Y), columns (X)
+    out = {f"{layout.IMAGES}/{m}": np.zeros((depth, *size), dtype=np.float32) for m in images}
+    out[layout.MASK] = np.zeros((depth, *size), dtype=bool)
+    if tissue is not None:
+        out[layout.TISSUE] = np.zeros((depth, *size), dtype=np.uint8)
+    for first in range(slab.start, slab.stop, BLOCK_SLICES):
+        block = slice(first, min(first + BLOCK_SLICES, slab.stop))
+        box = geometry.bounding_box(mask[:, :, block])
+        if box is None:
+            continue
+        window = (box[0], box[1], block)
+        in_window = {"plane": plane, "offset": (plane[0] - box[1].stop, box[0].start)}   # rows run along -Y
+        rows = slice(first - slab.start, block.stop - slab.start)
+        out[layout.MASK][rows] = geometry.fit_in_plane(geometry.axial_view(mask[window]).view(np.uint8), size,
+                                                       order=0, **in_window) > 0
+        for modality, volume in images.items():
+            normalised = normalise.apply(volume[window], mask[window], *params[modality], method=method)
+            out[f"{layout.IMAGES}/{modality}"][rows] = geometry.fit_in_plane(
+                geometry.axial_view(normalised), size, order=1, **in_window)
+        if tissue is not None:
+            out[layout.TISSUE][rows] = geometry.fit_in_plane(geometry.axial_view(tissue[window]), size, order=0,
+                                                             **in_window)
+    outside = ~out[layout.MASK]
+    for modality in images:     # the resized mask applies again (bilinear weights reach past the edge)
+        np.copyto(out[f"{layout.IMAGES}/{modality}"], np.float32(0), where=outside)
+    return out
 
 
 def stage(job: SubjectJob) -> SubjectResult:

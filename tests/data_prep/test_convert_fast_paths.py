@@ -145,5 +145,10 @@ def test_fit_in_plane_of_a_window_equals_the_zero_filled_plane(size):
     window = volume[12:37, 50 - 31:50 - 7, :]
     got = geometry.fit_in_plane(geometry.axial_view(window), size, order=1, plane=(50, 41), offset=(7, 12))
     np.testing.assert_allclose(got, expected, atol=1e-6)
+    labels = np.zeros((3, 50, 41), dtype=np.uint8)
+    labels[:, 7:31, 12:37] = rng.integers(1, 4, (3, 24, 25))
+    expected = geometry.fit_in_plane(labels, size, order=0)
+    got = geometry.fit_in_plane(labels[:, 7:31, 12:37], size, order=0, plane=(50, 41), offset=(7, 12))
+    np.testing.assert_array_equal(got, expected)
     with pytest.raises(ValueError, match="outside the plane"):
         geometry.fit_in_plane(full[:, 7:31, 12:37], size, order=1, plane=(50, 41), offset=(30, 12))
