@@ -16,7 +16,7 @@ from .discover import IMAGE_MODALITIES, LABEL_MODALITIES, ConvertError, Problem,
 from .normalise import METHODS, VALUE_RANGES
 from .subject import COMPRESSIONS, DEFAULT_COMPRESSION, SubjectJob, stage
 
-CONVERTER_VERSION = "1.1"
+CONVERTER_VERSION = "1.2"
 DTYPES = ("float32", "float16")
 DEFAULT_SHARD_SLICES = 32
 """Slices per shard: reads (bench/data_read.py sweep) and assembly got faster up to 16-64; 32 (docs/readme/30-store.md)."""
