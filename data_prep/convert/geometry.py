@@ -20,11 +20,6 @@ def axial_view(volume: np.ndarray) -> np.ndarray:
     return np.transpose(volume, (2, 1, 0))[:, ::-1, :]
 
 
-def axial_stack(volume: np.ndarray) -> np.ndarray:
-    """``axial_view`` as a new C-contiguous array."""
-    return np.ascontiguousarray(axial_view(volume))
-
-
 def axial_areas(mask: np.ndarray) -> np.ndarray:
     """Voxels of the mask [X, Y, Z] in each axial slice [Z]."""
     return np.count_nonzero(mask, axis=(0, 1))

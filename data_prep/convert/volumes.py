@@ -39,18 +39,6 @@ class InputError(Exception):
         self.problem = problem
 
 
-def sha256_of(path: str) -> str:
-    """SHA-256 of the file's bytes (recorded in the store so a store names its sources)."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    except OSError as error:
-        raise InputError(path, f"unreadable file ({error.strerror or error})") from error
-    return digest.hexdigest()
-
-
 def read_source(path: str) -> tuple[bytes, str]:
     """(the file's bytes, their SHA-256): every input file is read from disk exactly once."""
     try:
