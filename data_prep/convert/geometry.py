@@ -139,7 +139,7 @@ def brain_mask(images: dict[str, np.ndarray], tissue: np.ndarray | None) -> np.n
             np.multiply(volume, np.float32(weight), out=mean)
         else:
             values = np.asarray(volume, dtype=np.float32)
-            if values.flags.c_contiguous or values.flags.f_contiguous and values.strides == mean.strides:
+            if values.strides == mean.strides and (values.flags.c_contiguous or values.flags.f_contiguous):
                 saxpy(values.ravel(order="K"), flat, a=weight)      # mean += weight * volume, no temporary
             else:
                 mean += values * np.float32(weight)

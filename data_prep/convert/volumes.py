@@ -107,7 +107,6 @@ def load_volume(path: str, integer: bool = False) -> tuple[np.ndarray, np.ndarra
     Single-file NIfTI (.nii, .nii.gz) is decoded from memory; other formats (.mgz, ...) by nib.load.
     """
     data, sha = read_source(path)
-    image = None
     if data[:2] == GZIP_MAGIC:
         data = gunzip(path, data)
     try:

@@ -120,6 +120,8 @@ def test_estimated_mask_equals_the_plain_scipy_recipe():
     images = {m: np.asfortranarray(image(tissue, m, 2)) for m in ("t1", "t2")}
     images["t2"][3:6, 3:6, 3:6] = images["t2"].max()          # a separate bright blob: not the brain
     got = geometry.brain_mask(images, tissue=None)
+    mixed = {"t1": images["t1"], "t2": np.ascontiguousarray(images["t2"])}     # F- and C-ordered
+    np.testing.assert_array_equal(geometry.brain_mask(mixed, tissue=None), got)
     mean = sum(v * np.float32(1.0 / (max(float(np.percentile(geometry._sample(v)[geometry._sample(v) > 0], 99)),
                                               1e-12) * 2)) for v in images.values())
     rough = mean > geometry.otsu_threshold(geometry._sample(mean))
