@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import tempfile
 import time
@@ -10,6 +11,31 @@ from pathlib import Path
 import torch
 
 MACHINE = "2-core CPU sandbox, 24 GiB RAM, no GPU (shared with other jobs: numbers are noisy)"
+
+
+def arguments(doc: str, batch_size: int, steps: int) -> argparse.ArgumentParser:
+    """The flags every bench/train_*.py script takes (``--data``, ``--family``, ``--preset``,
+    ``--batch-size``, ``--steps``), with that script's defaults."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--data", default=None)
+    p.add_argument("--family", default="disentangle")
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--steps", type=int, default=steps)
+    return p
+
+
+def ray_fit_perf(args: argparse.Namespace, data: str, workers: int, run_name: str, root: Path,
+                 keys: tuple[str, ...]) -> dict:
+    """``perf/<key>`` metrics (second epoch) of a 2-epoch ``raysys.train.fit`` run on Ray Train
+    with ``workers`` workers of 1 CPU each; Ray must be initialised."""
+    from raysys.train import ScalingSpec, TrackingSpec, TrainConfig, fit
+
+    train = TrainConfig(family=args.family, preset=args.preset, data=data, epochs=2, batch_size=args.batch_size,
+                        max_steps_per_epoch=args.steps, max_val_steps=1)
+    result = fit(train, {}, ScalingSpec(workers=workers, cpus_per_worker=1), run_name=run_name,
+                 storage=str(root / "runs"), tracking=TrackingSpec(f"sqlite:///{root / 'mlflow.db'}"))
+    return {k: result.metrics[f"perf/{k}"] for k in keys}
 
 
 def phantom_store(data: str | None, subjects: int = 8) -> str:

@@ -11,7 +11,6 @@ reported too: it measures the loop's own work and is what the ratio should be ju
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -21,34 +20,24 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from train_common import MACHINE, phantom_store, plain_loop_step_seconds  # noqa: E402
+from train_common import MACHINE, arguments, phantom_store, plain_loop_step_seconds, ray_fit_perf  # noqa: E402
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=None)
-    p.add_argument("--family", default="disentangle")
-    p.add_argument("--preset", default="tiny")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--steps", type=int, default=20)
+    p = arguments(__doc__, batch_size=4, steps=20)
     p.add_argument("--repeats", type=int, default=2, help="alternating plain/Ray measurements; the best of each is kept")
     args = p.parse_args()
     data = phantom_store(args.data)
 
     import ray
 
-    from raysys.train import ScalingSpec, TrackingSpec, TrainConfig, fit
-
     ray.init(address="local", num_cpus=2)  # a fresh local Ray; dashboard on (Train's PG cleaner needs the State API)
     root = Path(tempfile.mkdtemp(prefix="raysys-bench-overhead-"))
     plain, ray_runs = [], []
     for repeat in range(args.repeats):
         plain.append(plain_loop_step_seconds(args.family, args.preset, data, args.batch_size, args.steps))
-        train = TrainConfig(family=args.family, preset=args.preset, data=data, epochs=2, batch_size=args.batch_size,
-                            max_steps_per_epoch=args.steps, max_val_steps=1)
-        result = fit(train, {}, ScalingSpec(workers=1, cpus_per_worker=1), run_name=f"overhead-{repeat}",
-                     storage=str(root / "runs"), tracking=TrackingSpec(f"sqlite:///{root / 'mlflow.db'}"))
-        ray_runs.append({k: result.metrics[f"perf/{k}"] for k in ("step_seconds", "step_cpu_seconds", "data_wait_fraction")})
+        ray_runs.append(ray_fit_perf(args, data, 1, f"overhead-{repeat}", root,
+                                     ("step_seconds", "step_cpu_seconds", "data_wait_fraction")))
     ray.shutdown()
     best_plain = min(r["step_seconds"] for r in plain)
     best_ray = min(r["step_seconds"] for r in ray_runs)

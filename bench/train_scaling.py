@@ -11,7 +11,6 @@ per step) is an upper bound of what the loop would reach on 2 free cores.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -21,32 +20,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from train_common import MACHINE, phantom_store  # noqa: E402
+from train_common import MACHINE, arguments, phantom_store, ray_fit_perf  # noqa: E402
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=None)
-    p.add_argument("--family", default="disentangle")
-    p.add_argument("--preset", default="tiny")
-    p.add_argument("--batch-size", type=int, default=2)
-    p.add_argument("--steps", type=int, default=15)
-    args = p.parse_args()
+    args = arguments(__doc__, batch_size=2, steps=15).parse_args()
     data = phantom_store(args.data)
 
     import ray
 
-    from raysys.train import ScalingSpec, TrackingSpec, TrainConfig, fit
-
     ray.init(address="local", num_cpus=2)  # a fresh local Ray; dashboard on (Train's PG cleaner needs the State API)
     root = Path(tempfile.mkdtemp(prefix="raysys-bench-scaling-"))
-    throughput = {}
-    for workers in (1, 2):
-        train = TrainConfig(family=args.family, preset=args.preset, data=data, epochs=2, batch_size=args.batch_size,
-                            max_steps_per_epoch=args.steps, max_val_steps=1)
-        result = fit(train, {}, ScalingSpec(workers=workers, cpus_per_worker=1), run_name=f"scaling-{workers}",
-                     storage=str(root / "runs"), tracking=TrackingSpec(f"sqlite:///{root / 'mlflow.db'}"))
-        throughput[workers] = {k: result.metrics[f"perf/{k}"] for k in ("samples_per_second", "step_seconds", "step_cpu_seconds")}
+    throughput = {workers: ray_fit_perf(args, data, workers, f"scaling-{workers}", root,
+                                        ("samples_per_second", "step_seconds", "step_cpu_seconds"))
+                  for workers in (1, 2)}
     ray.shutdown()
     print(json.dumps({
         "benchmark": "train_scaling",
