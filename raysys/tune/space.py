@@ -68,18 +68,18 @@ class _PinnedTrial:
         return None
 
     def suggest_float(self, name: str, low: float, high: float, **kwargs: Any) -> float:
-        key = self._pinned(name)
-        if key is None:
-            return self._trial.suggest_float(name, low, high, **kwargs)
-        self.used.add(key)
-        return self._trial.suggest_categorical(name, [_as_number(self._fixed[key], float, key)])
+        return self._suggest_number(self._trial.suggest_float, float, name, low, high, **kwargs)
 
     def suggest_int(self, name: str, low: int, high: int, **kwargs: Any) -> int:
+        return self._suggest_number(self._trial.suggest_int, int, name, low, high, **kwargs)
+
+    def _suggest_number(self, suggest: Any, kind: type, name: str, low: Any, high: Any, **kwargs: Any) -> Any:
+        """``suggest(name, low, high)``, or the pinned value (``--fix``) as a one-choice categorical."""
         key = self._pinned(name)
         if key is None:
-            return self._trial.suggest_int(name, low, high, **kwargs)
+            return suggest(name, low, high, **kwargs)
         self.used.add(key)
-        return self._trial.suggest_categorical(name, [_as_number(self._fixed[key], int, key)])
+        return self._trial.suggest_categorical(name, [_as_number(self._fixed[key], kind, key)])
 
     def suggest_categorical(self, name: str, choices: Any) -> Any:
         key = self._pinned(name)
