@@ -5,8 +5,11 @@
 # script started: the processes recorded under .demo/ (never `ray stop`, which would stop every
 # Ray on the machine).
 #
-# Tunables (environment): DEMO_DIR (.demo), DEMO_TRIALS (4), DEMO_EPOCHS (2), DEMO_STEPS (steps per epoch, 12),
-# DEMO_VAL_STEPS (4), DEMO_CPUS (2), DEMO_ARGS (extra flags for tune_mmhvae.py).
+# Then the champion is evaluated on the store's held-out test subjects beside the trivial baselines
+# (jobs/evaluate.py) and the summary printed.
+# Tunables (environment): DEMO_DIR (.demo), DEMO_PRESET (cpu), DEMO_TRIALS (2), DEMO_EPOCHS,
+# DEMO_STEPS (steps per epoch), DEMO_VAL_STEPS (unset: the preset's budget), DEMO_CPUS (2),
+# DEMO_ARGS (extra flags for tune_mmhvae.py), DEMO_EVAL_ARGS (extra flags for evaluate.py).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -97,14 +100,18 @@ wait_for "MLflow server" 120 curl -fsS "http://127.0.0.1:$MLFLOW_PORT/health"
 wait_for "Ray job server" 120 "$BIN/ray" job list --address "http://127.0.0.1:$DASH_PORT"
 say "both healthy after $((SECONDS - T0)) s"
 
-say "submitting: python jobs/tune_mmhvae.py (logs also in $DEMO/job.log)"
+PRESET="${DEMO_PRESET:-cpu}"
+BUDGET=()  # unset: the preset's own budget scaled by the demo's defaults below
+[[ -n "${DEMO_EPOCHS:-}" ]] && BUDGET+=(--max-epochs "$DEMO_EPOCHS")
+[[ -n "${DEMO_STEPS:-}" ]] && BUDGET+=(--max-steps-per-epoch "$DEMO_STEPS")
+[[ -n "${DEMO_VAL_STEPS:-}" ]] && BUDGET+=(--max-val-steps "$DEMO_VAL_STEPS")
+say "submitting: python jobs/tune_mmhvae.py --preset $PRESET (logs also in $DEMO/job.log)"
 set +e
 "$BIN/ray" job submit --address "http://127.0.0.1:$DASH_PORT" \
   --runtime-env-json "{\"env_vars\": {\"OMP_NUM_THREADS\": \"1\", \"RAYSYS_HOME\": \"$ROOT\"}}" -- \
   "$PY" "$ROOT/jobs/tune_mmhvae.py" \
-    --tracking-uri "http://127.0.0.1:$MLFLOW_PORT" --storage "$DEMO/studies" \
-    --trials "${DEMO_TRIALS:-4}" --max-epochs "${DEMO_EPOCHS:-2}" --grace-epochs 1 \
-    --max-steps-per-epoch "${DEMO_STEPS:-12}" --max-val-steps "${DEMO_VAL_STEPS:-4}" \
+    --tracking-uri "http://127.0.0.1:$MLFLOW_PORT" --storage "$DEMO/studies" --preset "$PRESET" \
+    --trials "${DEMO_TRIALS:-2}" --grace-epochs 1 "${BUDGET[@]}" \
     --workers-per-trial 1 --concurrency 2 ${DEMO_ARGS:-} 2>&1 | tee "$DEMO/job.log"
 STATUS=${PIPESTATUS[0]}
 set -e
@@ -115,13 +122,32 @@ if [[ $STATUS -ne 0 || -z "$SUMMARY" ]]; then
   say "the study job failed (exit $STATUS); see $DEMO/job.log. Servers are still up: 'make stop' stops them."
   exit 1
 fi
-"$PY" - "$SUMMARY" "$MLFLOW_PORT" "$((SECONDS - T0))" <<'PYEOF'
+
+# The champion on held-out subjects (the store's test fold), beside the trivial predictions.
+DATA="$("$PY" -c 'import json, sys; print(json.loads(sys.argv[1])["data"])' "$SUMMARY")"
+say "evaluating models:/mmhvae@champion on the test subjects of $DATA"
+set +e
+"$PY" "$ROOT/jobs/evaluate.py" --model "models:/mmhvae@champion" --data "$DATA" --split test \
+  --out "$DEMO/evaluation" --tracking-uri "http://127.0.0.1:$MLFLOW_PORT" ${DEMO_EVAL_ARGS:-} 2>&1 | tee "$DEMO/evaluate.log"
+EVAL_STATUS=${PIPESTATUS[0]}
+set -e
+if [[ $EVAL_STATUS -ne 0 ]]; then
+  say "the evaluation failed (exit $EVAL_STATUS); see $DEMO/evaluate.log. Servers are still up: 'make stop' stops them."
+  exit 1
+fi
+echo
+"$PY" - "$SUMMARY" "$MLFLOW_PORT" "$DASH_PORT" "$((SECONDS - T0))" "$DEMO" "$ROOT" <<'PYEOF'
 import json, sys
-s, port, secs = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
-print(f"MLflow UI        : http://127.0.0.1:{port}   (experiment 'mmhvae-studies', parent run {s['parent_run_id']})")
+s, port, dash, secs, demo, root = json.loads(sys.argv[1]), *sys.argv[2:]
+print(f"MLflow UI        : http://127.0.0.1:{port}   (experiments 'mmhvae-studies' and 'raysys-evaluation', parent run {s['parent_run_id']})")
 print(f"best trial       : {s['best_trial']}  objective (val PSNR over input subsets) = {s['best_objective']:.3f} dB")
 champion = "is the champion" if s["champion"] else "did not beat the current champion"
 print(f"registered model : models:/{s['model']}/{s['version']} ({champion}); load it with")
 print(f"                   MLFLOW_TRACKING_URI=http://127.0.0.1:{port} python -c \"import raysys.registry as r; print(r.load('models:/{s['model']}@champion'))\"")
+print(f"test evaluation  : {demo}/evaluation (table.md, per_subject.csv, figure.png; summary above)")
+print(f"Ray dashboard    : http://127.0.0.1:{dash}   submit another job to this head with")
+print(f"                   RAY_AUTH_MODE=token {sys.executable.rsplit('/', 1)[0]}/ray job submit --address http://127.0.0.1:{dash} -- \\")
+print(f"                     {sys.executable} {root}/jobs/tune_mmhvae.py --preset cpu --trials 2 --tracking-uri http://127.0.0.1:{port}")
+print(f"                   (the head uses token authentication: its token is in ~/.ray/auth_token)")
 print(f"wall time        : {secs} s.  'make stop' stops the Ray head and the MLflow server.")
 PYEOF

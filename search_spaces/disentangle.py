@@ -46,6 +46,19 @@ PAPER_POINTS: list[dict[str, Any]] = [
 ]
 
 
+def preset_points(config: Any) -> list[dict[str, Any]]:
+    """A preset's own values of every key of the space (first point of a study of that preset)."""
+    point: dict[str, Any] = {
+        f"model.{name}": getattr(config, name)
+        for name in ("alpha_s", "alpha_z", "lambda_c", "lambda_l", "lambda_s", "lambda_z", "regulariser", "encoder", "lr")
+    }
+    if config.regulariser == "adv":
+        point["model.lambda_adv"] = config.lambda_adv
+    if config.encoder == "condconv":
+        point["model.n_experts"] = config.n_experts
+    return [point]
+
+
 def space(trial: optuna.Trial) -> dict[str, Any] | None:
     """Suggest one disentanglement configuration (conditional: lambda_adv, n_experts)."""
     trial.suggest_float("model.alpha_s", 0.02, 0.5)

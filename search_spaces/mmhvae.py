@@ -56,6 +56,25 @@ def paper_points(max_levels: int = MAX_LEVELS, epochs: int = EPOCHS) -> list[dic
 PAPER_POINTS = paper_points()
 
 
+def preset_points(config: Any, epochs: int = EPOCHS) -> list[dict[str, Any]]:
+    """A preset's own values of every key of the space (first point of a study of that preset)."""
+    gan_on = config.lambda_gan > 0 and config.gan_start_fraction < 1.0
+    point: dict[str, Any] = {
+        "model.levels": config.levels,
+        "model.lambda_kl": config.lambda_kl,
+        "gan": "on" if gan_on else "off",
+        "model.subsets_per_step": config.subsets_per_step,
+        "model.temperature": config.temperature,
+        "model.lr": config.lr,
+        "model.fusion": config.fusion,
+    }
+    if gan_on:
+        point.update({"model.gan_start_fraction": config.gan_start_fraction, "model.lambda_gan": config.lambda_gan})
+    if config.levels >= 3:
+        point["model.kl_warmup_epochs"] = min(config.kl_warmup_epochs, 0.3 * epochs)
+    return [point]
+
+
 def space(trial: optuna.Trial, max_levels: int = MAX_LEVELS, epochs: int = EPOCHS) -> dict[str, Any] | None:
     """Suggest one MMHVAE configuration; returns the derived (not sampled) overrides."""
     levels = trial.suggest_int("model.levels", 1, max_levels)

@@ -34,6 +34,16 @@ def make_config(name: str, preset: str = "tiny", overrides: dict[str, Any] | Non
     return from_flat(family.config_cls, overrides or {}, base=family.config_cls.preset(preset))
 
 
+def preset_budget(name: str, preset: str) -> dict[str, Any]:
+    """The training budget a preset is sized for, as un-prefixed ``TrainConfig`` overrides
+    (``{"epochs", "max_steps_per_epoch", "batch_size", "max_val_steps"}``); ``{}`` when the
+    preset has none (its config class has no ``budget`` or returns nothing for it)."""
+    config_cls = get_family(name).config_cls
+    config_cls.preset(preset)  # an unknown preset raises here, naming the known ones
+    budget = getattr(config_cls, "budget", None)
+    return dict(budget(preset) or {}) if budget is not None else {}
+
+
 def build_family(
     name: str, preset: str = "tiny", modalities: Sequence[str] = DEFAULT_MODALITIES, overrides: dict[str, Any] | None = None
 ) -> ModelFamily:
@@ -46,4 +56,4 @@ def build_model(name: str, preset: str = "tiny", modalities: Sequence[str] = DEF
     return build_family(name, preset, modalities, overrides).inference_module()
 
 
-__all__ = ["DEFAULT_MODALITIES", "FAMILIES", "ModelFamily", "StepContext", "build_family", "build_model", "get_family", "make_config", "unwrap"]
+__all__ = ["DEFAULT_MODALITIES", "FAMILIES", "ModelFamily", "StepContext", "build_family", "build_model", "get_family", "make_config", "preset_budget", "unwrap"]

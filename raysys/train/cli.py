@@ -25,7 +25,7 @@ def build_parser(family: str) -> argparse.ArgumentParser:
         description=f"Train the {family} model family with Ray Train (DDP, checkpoints, MLflow).",
     )
     p.add_argument("--data", required=True, help="Zarr store (absolute/relative path or fsspec URL) written by data_prep.convert")
-    p.add_argument("--preset", default="tiny", help="model preset: tiny | paper (default tiny)")
+    p.add_argument("--preset", default="tiny", help="model preset: tiny | cpu | paper (default tiny; cpu brings its own epochs/batch budget)")
     p.add_argument("--epochs", type=int, default=None, help="epochs to train in total (a re-run continues up to this)")
     p.add_argument("--batch-size", type=int, default=None, help="slices per worker per step (distinct subjects)")
     p.add_argument("--fold", type=int, default=None, help="cross-validation fold: test = fold, val = fold + 1")
@@ -50,9 +50,16 @@ def build_parser(family: str) -> argparse.ArgumentParser:
 def configs_from_args(family: str, args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any], ScalingSpec, TrackingSpec, str]:
     """(train config, model overrides, scaling, tracking, run name) from parsed flags."""
     train_over, model_over = split_overrides(parse_overrides(args.overrides))
+    from raysys.models import preset_budget
+
     flat: dict[str, Any] = {"family": family, "preset": args.preset, "data": args.data}
     if args.smoke:
         flat.update(SMOKE_TRAIN)
+    else:
+        try:  # the preset's own budget (cpu: sized for a 2-core box); flags and --set win
+            flat.update(preset_budget(family, args.preset))
+        except ValueError as err:
+            raise ConfigError(f"--preset: {err}") from None
     for name in ("epochs", "batch_size", "fold"):
         if getattr(args, name) is not None:
             flat[name] = getattr(args, name)

@@ -211,6 +211,13 @@ def validate(family: ModelFamily, loader: DataLoader, max_steps: int, device: to
     return metrics.reduce(names=family.metric_names, device=device), kept
 
 
+def defined_metrics(metrics: Mapping[str, float]) -> tuple[dict[str, float], list[str]]:
+    """(metrics with a value, names left out): a metric no validation sample defines (e.g. an
+    input subset that no validation subject has) is left out and counted, never logged as NaN."""
+    kept = {k: v for k, v in metrics.items() if not math.isnan(v)}
+    return kept, sorted(set(metrics) - set(kept))
+
+
 def _open_tracker(spec: LoopSpec, train: TrainConfig, family: ModelFamily, store: Any):
     from raysys.tracking import RunTracker
 
@@ -297,6 +304,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
             global_step += steps
             train_metrics = losses.reduce(device=device)
             val_metrics, val_batches = validate(family, val_loader, train.max_val_steps, device, autocast)
+            val_metrics, left_out = defined_metrics(val_metrics)
             family.on_epoch_end(epoch, val_metrics)
             objective = val_metrics.get(family.objective, float("nan"))
             if _is_better(objective, best, family.objective_mode):
@@ -305,6 +313,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
                 "epoch": epoch + 1,
                 **{f"train/{k}": v for k, v in train_metrics.items()},
                 **{f"val/{k}": v for k, v in val_metrics.items()},
+                "val/left_out": float(len(left_out)),
                 OBJECTIVE: objective,
                 "best_objective": best if best is not None else float("nan"),
                 "perf/epoch_seconds": seconds,

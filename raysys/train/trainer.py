@@ -54,6 +54,7 @@ def fit(
     tracking: TrackingSpec,
     callbacks: Sequence[Any] = (),
     max_failures: int = 0,
+    keep_checkpoints: int | None = 1,
 ) -> ray.train.Result:
     """Train ``train.family`` on ``train.data`` with Ray Train; returns the Train ``Result``.
 
@@ -62,6 +63,8 @@ def fit(
     ``result.return_value`` rank 0's summary (``epochs_done``, ``best_metric``, ``mlflow_run_id``).
     Raises ``ray.train.TrainingFailedError`` when the run fails beyond ``max_failures``
     (e.g. a non-finite loss). ``scaling.workers == 0`` runs in this process (Train local mode).
+    ``keep_checkpoints``: checkpoints kept besides the latest, best by ``objective`` first
+    (None = every epoch's, e.g. for learning curves).
     """
     if not run_name or "/" in run_name:
         raise ValueError(f"run_name must be a non-empty name without '/', got {run_name!r}")
@@ -99,7 +102,7 @@ def fit(
         storage_path=storage,
         failure_config=ray.train.FailureConfig(max_failures=max_failures, controller_failure_limit=max(max_failures, 0)),
         checkpoint_config=ray.train.CheckpointConfig(
-            num_to_keep=1, checkpoint_score_attribute=OBJECTIVE, checkpoint_score_order=family.objective_mode
+            num_to_keep=keep_checkpoints, checkpoint_score_attribute=OBJECTIVE, checkpoint_score_order=family.objective_mode
         ),
         callbacks=list(callbacks) or None,
     )

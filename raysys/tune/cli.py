@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from raysys.config import ConfigError, parse_overrides
 
-DEMO_SUBJECTS = 8
+DEMO_SUBJECTS = 24  # 4 folds: 12 train, 6 val, 6 test subjects (batches need distinct subjects)
 
 
 def project_root() -> Path:
@@ -35,7 +35,8 @@ def build_parser(family: str) -> argparse.ArgumentParser:
     )
     p.add_argument("--data", default=None, help="Zarr store; default: the embedded phantom, generated and converted if missing")
     p.add_argument("--trials", type=int, default=4, help="trials in the study (default 4)")
-    p.add_argument("--max-epochs", type=int, default=2, help="epochs of a trial that is never stopped early (ASHA max_t)")
+    p.add_argument("--max-epochs", type=int, default=None,
+                   help="epochs of a trial that is never stopped early (ASHA max_t); default: the preset's budget, else 2")
     p.add_argument("--grace-epochs", type=int, default=1, help="epochs every trial runs before ASHA may stop it")
     p.add_argument("--workers-per-trial", type=int, default=1, help="Ray Train workers per trial (DDP)")
     p.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per Train worker (0 = CPU, gloo)")
@@ -50,11 +51,13 @@ def build_parser(family: str) -> argparse.ArgumentParser:
     p.add_argument("--fix", action="append", default=[], metavar="KEY=VALUE",
                    help="pin a search-space parameter (repeatable), e.g. --fix regulariser=sim --fix train.batch_size=4")
     p.add_argument("--seed", type=int, default=0, help="seed of the TPE sampler and of every trial's training")
-    p.add_argument("--preset", default="tiny", help="model preset: tiny | paper")
-    p.add_argument("--batch-size", type=int, default=4, help="slices per worker per step")
+    p.add_argument("--preset", default="tiny", help="model preset: tiny | cpu | paper (cpu: sized for a 2-core machine, with its own budget)")
+    p.add_argument("--batch-size", type=int, default=None, help="slices per worker per step (default: the preset's budget, else 4)")
     p.add_argument("--fold", type=int, default=0, help="cross-validation fold (validation = fold + 1)")
-    p.add_argument("--max-steps-per-epoch", type=int, default=0, help="cap on train batches per epoch and rank (0 = all)")
-    p.add_argument("--max-val-steps", type=int, default=0, help="cap on validation batches per rank (0 = all)")
+    p.add_argument("--max-steps-per-epoch", type=int, default=None,
+                   help="cap on train batches per epoch and rank (0 = all; default: the preset's budget, else 0)")
+    p.add_argument("--max-val-steps", type=int, default=None,
+                   help="cap on validation batches per rank (0 = all; default: the preset's budget, else 0)")
     p.add_argument("--objectives", default=None, metavar="METRIC[:max|min],...",
                    help="multi-objective study: comma-separated metrics, the first 'objective' (the family's objective, "
                         "used by ASHA, the best trial and the champion), e.g. 'objective,val/disentanglement'; "
@@ -83,6 +86,21 @@ def ensure_embedded_store(root: Path) -> str:
     print(f"converting {cohort} -> {store}", flush=True)
     convert(str(cohort), str(store), size=(64, 64), normalise="zscore", folds=4, seed=0, progress=False)
     return str(store)
+
+
+# Used for a flag left unset when the preset has no budget for it.
+FALLBACK_BUDGET = {"epochs": 2, "batch_size": 4, "max_steps_per_epoch": 0, "max_val_steps": 0}
+
+
+def resolve_budget(family: str, args: argparse.Namespace) -> dict[str, int]:
+    """epochs / batch_size / max_steps_per_epoch / max_val_steps: the flag when given, else the
+    preset's budget (``raysys.models.preset_budget``), else ``FALLBACK_BUDGET``."""
+    from raysys.models import preset_budget
+
+    budget = {**FALLBACK_BUDGET, **preset_budget(family, args.preset)}
+    flags = {"epochs": args.max_epochs, "batch_size": args.batch_size,
+             "max_steps_per_epoch": args.max_steps_per_epoch, "max_val_steps": args.max_val_steps}
+    return {k: int(flags[k] if flags[k] is not None else budget[k]) for k in FALLBACK_BUDGET}
 
 
 def init_ray(args: argparse.Namespace, concurrency_hint: int) -> None:
@@ -126,6 +144,11 @@ def main(family: str, argv: Sequence[str] | None = None) -> int:
         print("--resume needs --name (the study to continue)", file=sys.stderr)
         return 2
     name = args.name or default_name(family, storage)
+    try:
+        budget = resolve_budget(family, args)
+    except ValueError as err:
+        print(f"--preset: {err}", file=sys.stderr)
+        return 2
     try:  # reject a bad --objectives before generating data or starting Ray
         StudySpec(family=family, data=None, name=name, storage=str(storage), objectives=parse_objectives(args.objectives))
     except ValueError as err:
@@ -136,11 +159,12 @@ def main(family: str, argv: Sequence[str] | None = None) -> int:
     init_ray(args, concurrency_hint=args.concurrency or args.trials)
     try:
         spec = StudySpec(
-            family=family, data=data, name=name, storage=str(storage), trials=args.trials, max_epochs=args.max_epochs,
-            grace_epochs=args.grace_epochs, workers_per_trial=args.workers_per_trial,
+            family=family, data=data, name=name, storage=str(storage), trials=args.trials, max_epochs=budget["epochs"],
+            grace_epochs=min(args.grace_epochs, budget["epochs"]), workers_per_trial=args.workers_per_trial,
             gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker,
             concurrency=args.concurrency or default_concurrency(args), seed=args.seed, preset=args.preset,
-            batch_size=args.batch_size, max_steps_per_epoch=args.max_steps_per_epoch, max_val_steps=args.max_val_steps,
+            batch_size=budget["batch_size"], max_steps_per_epoch=budget["max_steps_per_epoch"],
+            max_val_steps=budget["max_val_steps"],
             fold=args.fold, fixed=fixed, tracking_uri=tracking_uri, experiment=args.experiment or f"{family}-studies",
             register=not args.no_register, objectives=parse_objectives(args.objectives),
         )
@@ -148,11 +172,11 @@ def main(family: str, argv: Sequence[str] | None = None) -> int:
     except (StudyError, ValueError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(report(outcome), flush=True)
+    print(report(outcome, data=data), flush=True)
     return 0 if outcome.best_trial is not None else 1
 
 
-def report(outcome: Any) -> str:
+def report(outcome: Any, data: str | None = None) -> str:
     """Human summary plus one machine-readable ``RAYSYS_STUDY {json}`` line."""
     lines = [
         f"study dir       : {outcome.study_dir}",
@@ -174,7 +198,7 @@ def report(outcome: Any) -> str:
         c = outcome.champion
         lines.append(f"registered      : models:/{c.name}/{c.version}  champion={c.is_champion} ({c.reason})")
     summary = {
-        "study_dir": str(outcome.study_dir), "parent_run_id": outcome.parent_run_id, "trials": outcome.trials,
+        "study_dir": str(outcome.study_dir), "data": data, "parent_run_id": outcome.parent_run_id, "trials": outcome.trials,
         "errored": len(outcome.errored), "best_trial": outcome.best_trial, "best_objective": outcome.best_objective,
         "model": outcome.champion.name if outcome.champion else None,
         "version": outcome.champion.version if outcome.champion else None,

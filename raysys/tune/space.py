@@ -19,11 +19,14 @@ Space = Callable[[optuna.Trial], "dict[str, Any] | None"]
 CONFIG_PREFIXES = ("model.", "train.")
 
 
-def load_space(family: str, **bind: Any) -> tuple[Space, list[dict[str, Any]]]:
-    """The family's space and its paper points (``search_spaces/<family>.py``).
+def load_space(family: str, preset: str | None = None, **bind: Any) -> tuple[Space, list[dict[str, Any]]]:
+    """The family's space and the points evaluated first (``search_spaces/<family>.py``).
 
     ``bind`` holds study facts (``max_levels``, ``epochs``); those the space function accepts as
     keyword arguments are bound with ``functools.partial`` (picklable), as are ``paper_points``'.
+    First points: for a preset that brings its own training budget (``cpu``) the preset's own
+    values (``preset_points(config)``: a one-trial study then trains exactly the preset); for
+    the others the paper's values.
     """
     try:
         module = importlib.import_module(f"search_spaces.{family}")
@@ -37,6 +40,12 @@ def load_space(family: str, **bind: Any) -> tuple[Space, list[dict[str, Any]]]:
     space = module.space
     if accepted(space):
         space = functools.partial(space, **accepted(space))
+    if preset is not None and hasattr(module, "preset_points"):
+        from raysys.models import make_config, preset_budget
+
+        if preset_budget(family, preset):
+            config = make_config(family, preset)
+            return space, [dict(p) for p in module.preset_points(config, **accepted(module.preset_points))]
     if hasattr(module, "paper_points"):
         points = module.paper_points(**accepted(module.paper_points))
     else:

@@ -359,7 +359,7 @@ def study_params(spec: StudySpec, data_id: str, mode: str) -> dict[str, Any]:
 
 
 def build_tuner(spec: StudySpec, trainable: Any, mode: str) -> tune.Tuner:
-    space, paper_points = load_space(spec.family, max_levels=_max_levels(spec), epochs=spec.max_epochs)
+    space, paper_points = load_space(spec.family, max_levels=_max_levels(spec), epochs=spec.max_epochs, preset=spec.preset)
     fixed_space = FixedSpace(space, spec.fixed)
     objectives = spec.objective_specs
     # Multi-objective: metric/mode LISTS make OptunaSearch create a study with one direction per
