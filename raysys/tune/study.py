@@ -322,6 +322,8 @@ def run_study(spec: StudySpec, *, resume: bool = False, trainable: Callable | No
         (study_dir / PARETO_FILE).write_text(json.dumps(outcome.pareto_front, indent=2, default=str))
         study_tracking.log_pareto_front(tracking_uri, parent_run_id, outcome.pareto_front, study_dir / PARETO_FILE)
     study_tracking.log_outcome(tracking_uri, parent_run_id, outcome)
+    # No run is left RUNNING: ASHA-stopped trials never reach their loop's own end.
+    study_tracking.close_trial_runs(tracking_uri, spec.experiment, parent_run_id, outcome.errored, spec.max_epochs)
     if spec.register and outcome.best_checkpoint:
         from raysys.tune.champion import publish
 

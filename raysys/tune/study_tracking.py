@@ -89,3 +89,34 @@ def log_pareto_front(tracking_uri: str, run_id: str, front: list[dict[str, Any]]
     names = [str(t.get("tune_trial_id") or f"optuna#{t['number']}") for t in front]
     client.set_tag(run_id, "raysys.pareto_trials", ",".join(names)[:5000])
     client.log_metric(run_id, "study/pareto_trials", len(front))
+
+
+def close_trial_runs(tracking_uri: str, experiment: str, parent_run_id: str, errored: Mapping[str, str],
+                     max_epochs: int) -> dict[str, str]:
+    """End every child run of the study still RUNNING once Tune is done: a trial that errored
+    becomes FAILED (tag ``raysys.error`` = the reason); any other was stopped from outside its
+    loop (ASHA ends a trial's process, so its loop never closes the run): FINISHED, tagged
+    ``raysys.stopped=asha`` and ``raysys.stopped_epoch`` (its last logged epoch).
+    Returns {trial id: new status}."""
+    client = MlflowClient(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return {}
+    runs = client.search_runs(
+        [found.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'",
+    )
+    closed: dict[str, str] = {}
+    for run in runs:
+        trial = run.data.tags.get("mlflow.runName") or run.info.run_name
+        if trial in errored:
+            client.set_tag(run.info.run_id, "raysys.error", errored[trial][:5000])
+            status = "FAILED"
+        else:
+            epoch = int(run.data.metrics.get("epoch", 0))
+            client.set_tag(run.info.run_id, "raysys.stopped", "asha" if epoch < max_epochs else "driver")
+            client.set_tag(run.info.run_id, "raysys.stopped_epoch", str(epoch))
+            status = "FINISHED"
+        client.set_terminated(run.info.run_id, status=status)
+        closed[trial] = status
+    return closed

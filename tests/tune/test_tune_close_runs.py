@@ -1,0 +1,37 @@
+"""No trial run is left RUNNING after a study (real MLflow, sqlite backend)."""
+
+from __future__ import annotations
+
+from mlflow import MlflowClient
+
+from raysys.tracking import get_or_create_experiment
+from raysys.tune import study_tracking
+
+
+def test_stopped_and_errored_trials_are_closed_with_their_reason(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = get_or_create_experiment(client, "studies", uri)
+    parent = client.create_run(experiment, run_name="study").info.run_id
+    runs = {}
+    for trial, epochs, status in [("t_00000", 3, "RUNNING"), ("t_00001", 1, "RUNNING"), ("t_00002", 1, "RUNNING"),
+                                  ("t_00003", 3, "FINISHED")]:
+        run = client.create_run(experiment, run_name=trial, tags={"mlflow.parentRunId": parent})
+        for epoch in range(1, epochs + 1):
+            client.log_metric(run.info.run_id, "epoch", epoch, step=epoch)
+        if status != "RUNNING":
+            client.set_terminated(run.info.run_id, status=status)
+        runs[trial] = run.info.run_id
+    other = client.create_run(experiment, run_name="t_00001").info.run_id  # not a child: untouched
+
+    closed = study_tracking.close_trial_runs(uri, "studies", parent, {"t_00002": "ValueError: nan loss"}, max_epochs=3)
+
+    assert closed == {"t_00000": "FINISHED", "t_00001": "FINISHED", "t_00002": "FAILED"}
+    get = lambda trial: client.get_run(runs[trial])  # noqa: E731
+    assert get("t_00001").info.status == "FINISHED"
+    assert get("t_00001").data.tags["raysys.stopped"] == "asha" and get("t_00001").data.tags["raysys.stopped_epoch"] == "1"
+    assert get("t_00000").data.tags["raysys.stopped"] == "driver"
+    assert get("t_00002").info.status == "FAILED" and get("t_00002").data.tags["raysys.error"] == "ValueError: nan loss"
+    assert "raysys.stopped" not in get("t_00003").data.tags
+    assert client.get_run(other).info.status == "RUNNING"
+    assert not client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent}' and attributes.status = 'RUNNING'")
