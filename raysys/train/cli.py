@@ -94,7 +94,14 @@ def main(family: str, argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    from raysys.train.checks import check_batch_fits
     from raysys.train.trainer import fit
+
+    try:
+        check_batch_fits(train.data, train.fold, train.batch_size)
+    except (ConfigError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
     if scaling.workers > 0:
         init_ray(args.num_cpus)

@@ -156,6 +156,14 @@ def main(family: str, argv: Sequence[str] | None = None) -> int:
         return 2
     tracking_uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'runs' / 'mlflow.db'}"
     data = args.data or ensure_embedded_store(root)
+    from raysys.train.checks import check_batch_fits
+
+    try:
+        check_batch_fits(data, args.fold, budget["batch_size"],
+                         "--batch-size" if args.batch_size is not None else f"--batch-size (preset {args.preset}'s budget)")
+    except (ConfigError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     init_ray(args, concurrency_hint=args.concurrency or args.trials)
     try:
         spec = StudySpec(

@@ -58,3 +58,16 @@ def test_job_runs_as_plain_python(family, workers, tiny_store, tmp_path):
     client = MlflowClient(tracking_uri=f"sqlite:///{db}")
     runs = client.search_runs([client.get_experiment_by_name("raysys").experiment_id])
     assert len(runs) == 1 and runs[0].data.tags["family"] == family and runs[0].info.status == "FINISHED"
+
+
+def test_batch_larger_than_the_training_subjects_fails_before_ray(tiny_store, capsys):
+    import ray
+
+    from raysys.data import open_store
+    from raysys.train.cli import main
+
+    subjects = len(open_store(tiny_store).split_subjects("train", 0))
+    assert main("disentangle", ["--data", tiny_store, "--batch-size", str(subjects + 1), "--workers", "2"]) == 2
+    err = capsys.readouterr().err
+    assert f"--batch-size {subjects + 1}" in err and f"use --batch-size <= {subjects}" in err
+    assert not ray.is_initialized()

@@ -59,3 +59,14 @@ def test_a_cpu_study_evaluates_the_presets_own_values_first(family):
         if key.startswith("model."):
             assert getattr(config, key[len("model."):]) == pytest.approx(value), key
     assert points[0]["model.lr"] == config.lr
+
+
+def test_study_with_a_batch_too_large_for_the_store_fails_before_ray(tiny_store, tmp_path, capsys):
+    import ray
+
+    from raysys.tune.cli import main
+
+    code = main("mmhvae", ["--data", tiny_store, "--batch-size", "99", "--storage", str(tmp_path / "s"),
+                           "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
+    assert code == 2 and "--batch-size 99" in capsys.readouterr().err
+    assert not ray.is_initialized()
