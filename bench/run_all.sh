@@ -20,3 +20,4 @@ run mmhvae_size mmhvae_size
 run train_overhead train_overhead
 run train_scaling train_scaling
 run tune_overhead tune_overhead
+run learning learning
