@@ -52,6 +52,12 @@ class EvaluationResult:
         return format_summary(self.summary)
 
 
+def _warn_only(line: str) -> None:
+    """The default ``log``: progress is silent, ``warning: ...`` lines become ``warnings.warn``."""
+    if line.startswith("warning: "):
+        warnings.warn(line[len("warning: "):], stacklevel=4)
+
+
 def method_label(i: int) -> str:
     """``model`` for the evaluated model, ``model:2``, ``model:3`` ... for the compare models."""
     return MODEL if i == 0 else f"{MODEL}:{i + 1}"
@@ -82,7 +88,6 @@ def _load_models(uris: Sequence[str], store: Store, split_names: list[str], spli
             raise EvaluationError(f"cannot load model {uri}: {err}") from err
         warning = check_overlap(uri, inference.meta, store, split_names, split)
         if warning:
-            warnings.warn(warning, stacklevel=3)
             log(f"warning: {warning}")
         try:
             methods.append(ModelMethod(method_label(i), uri, inference, store.modalities, temperature, seed))
@@ -106,7 +111,9 @@ def _disentanglement(method: ModelMethod, subject: SubjectSlices) -> dict[str, n
     return collect_representations(method.inference.module, [batch])
 
 
-def _disentanglement_metrics(reps: list[dict[str, np.ndarray]], seed: int) -> dict[str, float]:
+def _disentanglement_metrics(reps: list[dict[str, np.ndarray]], seed: int, log: Callable[[str], None]) -> dict[str, float]:
+    """``probes.disentanglement_metrics`` of the split; {} (with a warning) when the split is too
+    small for them (fewer than 2 subjects or modalities)."""
     from raysys.models.disentangle.probes import disentanglement_metrics
 
     if not reps:
@@ -114,8 +121,9 @@ def _disentanglement_metrics(reps: list[dict[str, np.ndarray]], seed: int) -> di
     joined = {k: np.concatenate([r[k] for r in reps]) for k in reps[0]}
     try:
         return disentanglement_metrics(joined, seed=seed)
-    except ValueError as err:  # too few subjects / modalities in the split for a probe
-        return {"error": str(err)}  # type: ignore[dict-item]
+    except ValueError as err:
+        log(f"warning: no disentanglement scores: {err}")
+        return {}
 
 
 def _figure_rows(subject: SubjectSlices, methods: Sequence[Any], family: str, modalities: list[str],
@@ -145,13 +153,16 @@ def _figure_rows(subject: SubjectSlices, methods: Sequence[Any], family: str, mo
 def evaluate(model_uri: str, data: str, split: str = "test", fold: int = 0, out: str | Path = "evaluation",
              tracking_uri: str | None = None, compare: Sequence[str] = (), temperature: float | None = None,
              seed: int = 0, max_slices_per_subject: int = 0, batch_size: int = 64,
-             log: Callable[[str], None] = lambda s: None) -> EvaluationResult:
+             log: Callable[[str], None] | None = None) -> EvaluationResult:
     """Evaluate ``model_uri`` (and ``compare``) on ``split`` (test = fold k, val = fold k+1) of store ``data``.
 
     Writes into ``out``: per_subject.csv, table.csv, table.md, figure.png, summary.json; with a
     tracking URI (argument or ``MLFLOW_TRACKING_URI``) also an MLflow evaluation run. Raises
     ``EvaluationError`` for a bad split/fold/store, a model that saw the split, or mixed families.
+    ``log`` receives progress lines and warnings (default: warnings are ``warnings.warn``-ed,
+    progress is silent).
     """
+    log = log or _warn_only
     if batch_size < 1 or max_slices_per_subject < 0:
         raise EvaluationError("batch_size must be >= 1 and max_slices_per_subject >= 0")
     store, split_subjects = _open(data, split, fold)
@@ -203,7 +214,7 @@ def evaluate(model_uri: str, data: str, split: str = "test", fold: int = 0, out:
         n_cells=len(evaluated), left_out=left_out, temperature=models[0].temperature if family == "mmhvae" else None,
         seed=seed, max_slices_per_subject=max_slices_per_subject,
         copy_ranking=copy.ranking, mean_baseline_bins=methods[-2].bins,
-        disentanglement={k: _disentanglement_metrics(v, seed) for k, v in reps.items()} or None,
+        disentanglement={k: _disentanglement_metrics(v, seed, log) for k, v in reps.items()} or None,
     )
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     run_id = None
