@@ -34,7 +34,7 @@ class ModelMethod:
         self.seed = int(seed)
         self.context = inference.context or 1
 
-    def _images(self, subject: SubjectSlices, rows: np.ndarray) -> np.ndarray:
+    def images(self, subject: SubjectSlices, rows: np.ndarray) -> np.ndarray:
         """[n, M, K, H, W] with the model's K (the centre of the stored context when K differs)."""
         x = subject.images[rows]
         k, c = x.shape[2], self.context
@@ -45,7 +45,7 @@ class ModelMethod:
         return x
 
     def predict(self, subject: SubjectSlices, rows: np.ndarray, inputs: Sequence[str], targets: Sequence[str]) -> dict[str, np.ndarray]:
-        x = self._images(subject, rows)
+        x = self.images(subject, rows)
         n, m = x.shape[0], len(self.modalities)
         if self.family == "mmhvae":
             available = np.zeros((n, m), dtype=bool)

@@ -82,6 +82,11 @@ def _load_models(uris: Sequence[str], store: Store, split_names: list[str], spli
 
     methods = []
     for i, uri in enumerate(uris):
+        if not os.path.isdir(uri):
+            if not uri.startswith(("models:/", "runs:/")):
+                raise EvaluationError(f"model {uri!r} is neither a model directory nor a models:/ or runs:/ URI")
+            if not tracking_uri:
+                raise EvaluationError(f"model {uri}: a registry URI needs --tracking-uri (or MLFLOW_TRACKING_URI)")
         try:
             inference = load(uri, tracking_uri=tracking_uri)
         except (RegistryError, OSError) as err:
@@ -104,7 +109,7 @@ def _disentanglement(method: ModelMethod, subject: SubjectSlices) -> dict[str, n
     from raysys.models.disentangle.probes import collect_representations
 
     rows = evenly_spaced(subject.n, PROBE_SLICES_PER_SUBJECT)
-    x = torch.as_tensor(method._images(subject, rows))
+    x = torch.as_tensor(method.images(subject, rows))
     available = torch.as_tensor(np.array([subject.available[m] for m in method.modalities]))[None].expand(len(rows), -1)
     x = method.inference._to_model_size(x * available[:, :, None, None, None])
     batch = {"images": x, "available": available, "subject": torch.full((len(rows),), subject.index, dtype=torch.long)}

@@ -115,4 +115,8 @@ def test_bad_input_exits_2_with_one_line(tiny_store, model_dirs, tmp_path):
     assert proc.returncode == 2 and "split='train'" in proc.stderr and proc.stderr.strip().count("\n") == 0
     proc = run_job("--model", str(model_dirs["mmhvae"]), "--data", str(tmp_path / "nothing.zarr"), "--out", str(tmp_path / "w"))
     assert proc.returncode == 2 and proc.stderr.startswith("error:")
+    proc = run_job("--model", str(tmp_path / "no_model"), "--data", tiny_store, "--out", str(tmp_path / "v"))
+    assert proc.returncode == 2 and "neither a model directory" in proc.stderr
+    proc = run_job("--model", "models:/m@champion", "--data", tiny_store, "--out", str(tmp_path / "u"))
+    assert proc.returncode == 2 and "--tracking-uri" in proc.stderr  # refused before MLflow creates a default db
     assert not (tmp_path / "x").exists()
