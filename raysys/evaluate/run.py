@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from raysys.data.store import Store, StoreError, open_store
-from raysys.evaluate.baselines import COPY, CopyBaseline, MeanBaseline, ZerosBaseline
+from raysys.evaluate.baselines import CopyBaseline, MeanBaseline, ZerosBaseline
 from raysys.evaluate.cells import Cell, family_cells, group_by_inputs, subject_cells
 from raysys.evaluate.figure import panel_figure
 from raysys.evaluate.methods import ModelMethod
@@ -179,7 +179,8 @@ def evaluate(model_uri: str, data: str, split: str = "test", fold: int = 0, out:
     train = store.split_subjects("train", fold)
     log(f"baselines from {len(train)} training subjects; evaluating {len(split_names)} {split} subjects")
     copy = CopyBaseline.fit(store, train, max_slices_per_subject)
-    methods: list[Any] = [*models, ZerosBaseline(), MeanBaseline.fit(store, train), copy]
+    mean = MeanBaseline.fit(store, train)
+    methods: list[Any] = [*models, ZerosBaseline(), mean, copy]
     cells = family_cells(family, modalities)
     context = max(m.context for m in models)
 
@@ -218,7 +219,7 @@ def evaluate(model_uri: str, data: str, split: str = "test", fold: int = 0, out:
         store_id=store.store_id, data=store.url, n_subjects=len({r["subject"] for r in per_subject}),
         n_cells=len(evaluated), left_out=left_out, temperature=models[0].temperature if family == "mmhvae" else None,
         seed=seed, max_slices_per_subject=max_slices_per_subject,
-        copy_ranking=copy.ranking, mean_baseline_bins=methods[-2].bins,
+        copy_ranking=copy.ranking, mean_baseline_bins=mean.bins,
         disentanglement={k: _disentanglement_metrics(v, seed, log) for k, v in reps.items()} or None,
     )
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
