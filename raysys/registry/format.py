@@ -1,7 +1,10 @@
 """The registered-model format: a directory that rebuilds the inference module from source code.
 
     raysys_model.json   {"format_version", "family", "preset", "modalities", "model_config" (flat
-                        family config), "source" (where the weights came from)}
+                        family config), "source" (where the weights came from), and, when
+                        known, "training": {"store_id", "fold", "data", "train_subjects",
+                        "val_subjects"} (what the model saw; ``raysys.evaluate`` refuses to
+                        score it on those subjects). Older directories lack "training".}
     weights.pt          the inference module's state_dict (torch.save; loads with weights_only=True)
 
 No pickled code and no traced graph: the module is rebuilt with
@@ -49,8 +52,13 @@ def save_model_dir(
     model_config: Mapping[str, Any],
     state_dict: Mapping[str, torch.Tensor],
     source: Mapping[str, Any] | None = None,
+    training: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write the format into ``directory`` (created; files written atomically)."""
+    """Write the format into ``directory`` (created; files written atomically).
+
+    ``training``: what the model was trained on, e.g. ``{"store_id", "fold", "train_subjects",
+    "val_subjects"}`` (see ``training_info``); omitted from the meta when None.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -61,6 +69,8 @@ def save_model_dir(
         "model_config": _plain(model_config_overrides(model_config)),
         "source": _plain(dict(source or {})),
     }
+    if training is not None:
+        meta["training"] = _plain(dict(training))
     tmp = directory / (WEIGHTS_FILE + ".tmp")
     torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp)
     os.replace(tmp, directory / WEIGHTS_FILE)
@@ -80,7 +90,34 @@ def save_from_checkpoint(checkpoint_dir: str | Path, directory: str | Path, sour
     family.load_state_dict({"modules": state["family_state"]["modules"]})
     module = family.inference_module()
     info = {"checkpoint": str(checkpoint_dir), "epoch": int(state["epoch"]), **dict(source or {})}
-    return save_model_dir(directory, state["family"], preset, list(state["modalities"]), overrides, module.state_dict(), info)
+    training = training_info(state["train_config"], store_id=info.get("store_id"))
+    return save_model_dir(directory, state["family"], preset, list(state["modalities"]), overrides, module.state_dict(), info,
+                          training=training)
+
+
+def training_info(train_config: Mapping[str, Any], store_id: str | None = None) -> dict[str, Any] | None:
+    """``{"data", "fold", "store_id", "train_subjects", "val_subjects"}`` of a checkpoint's train config.
+
+    The subjects and store id are read from the store named by ``data`` (the training split
+    convention of ``Store.split_subjects``); when that store cannot be opened here, only what is
+    known is recorded (``store_id`` from the caller, e.g. the MLflow param ``data.store_id``).
+    None when the train config names no store.
+    """
+    data = train_config.get("data", train_config.get("train.data"))
+    fold = int(train_config.get("fold", train_config.get("train.fold", 0)))
+    if not data:
+        return None
+    info: dict[str, Any] = {"data": str(data), "fold": fold, "store_id": store_id}
+    try:
+        from raysys.data import open_store
+
+        store = open_store(str(data))
+        info["store_id"] = store.store_id
+        info["train_subjects"] = [store.subjects[i] for i in store.split_subjects("train", fold)]
+        info["val_subjects"] = [store.subjects[i] for i in store.split_subjects("val", fold)]
+    except Exception:  # the store is not reachable from here: keep what is known
+        pass
+    return info
 
 
 def find_model_dir(root: str | Path) -> Path:

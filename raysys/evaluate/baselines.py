@@ -1,0 +1,147 @@
+"""Trivial baselines every model must beat, scored on the same slices as the model.
+
+* ``baseline:zeros``: predict 0 everywhere (the z-score mean of a normalised store).
+* ``baseline:mean``: the training split's cohort-mean image of the target at the slice's
+  position. Subjects keep different numbers of stored slices, so the position is relative:
+  slice i of a subject with n stored slices falls in bin ``floor((i + 0.5) / n * B)``, with
+  B = the smallest stored-slice count among the training subjects (every training subject then
+  contributes to every bin).
+* ``baseline:copy``: copy an available input. Per target, the other modalities are ranked by
+  the mean SSIM of copying them onto the target over the training split's brain slices; a
+  cell uses the best-ranked source among its inputs, never the target itself (copying the
+  target onto itself is trivially perfect), and has no copy row when no other input exists.
+
+Every baseline has ``name`` and ``predict(subject, rows, inputs, targets) -> {target: [n, H, W]}``
+(a target missing from the dict = the baseline does not apply to that cell).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from raysys.data.store import Store
+from raysys.evaluate.scoring import score_slices
+from raysys.evaluate.slices import SubjectSlices, evenly_spaced
+
+ZEROS, MEAN, COPY = "baseline:zeros", "baseline:mean", "baseline:copy"
+BASELINES = (ZEROS, MEAN, COPY)
+
+
+class ZerosBaseline:
+    name = ZEROS
+
+    def cache_key(self, inputs: Sequence[str], target: str) -> tuple:
+        """The prediction depends on the target only (scores are reused across input subsets)."""
+        return ()
+
+    def predict(self, subject: SubjectSlices, rows: np.ndarray, inputs: Sequence[str], targets: Sequence[str]) -> dict[str, np.ndarray]:
+        h, w = subject.mask.shape[1:]
+        return {t: np.zeros((rows.size, h, w), dtype=np.float32) for t in targets}
+
+
+def position_bins(position: np.ndarray, count: int, bins: int) -> np.ndarray:
+    """Bin [Z] of slice positions ``position`` [Z] within a subject of ``count`` stored slices."""
+    return np.minimum(((np.asarray(position) + 0.5) / count * bins).astype(int), bins - 1)
+
+
+class MeanBaseline:
+    """``means[target]`` [B, H, W]: cohort-mean image per relative-position bin (training split)."""
+
+    name = MEAN
+
+    def __init__(self, means: Mapping[str, np.ndarray], bins: int):
+        self.means = dict(means)
+        self.bins = int(bins)
+
+    @classmethod
+    def fit(cls, store: Store, subjects: Sequence[int]) -> "MeanBaseline":
+        """Mean over the training ``subjects`` (indices) of every stored slice, per target and bin."""
+        counts = [int(np.diff(store.slice_range(s))[0]) for s in subjects]
+        if not counts:
+            raise ValueError("MeanBaseline.fit: no training subjects")
+        bins = max(1, min(counts))
+        h, w = store.size
+        means: dict[str, np.ndarray] = {}
+        for modality in store.modalities:
+            total = np.zeros((bins, h, w), dtype=np.float64)
+            n = np.zeros(bins, dtype=np.int64)
+            for s, count in zip(subjects, counts):
+                if not store.available(s)[modality]:
+                    continue
+                volume = np.asarray(store.volume(s, modality), dtype=np.float64)
+                b = position_bins(np.arange(count), count, bins)
+                np.add.at(total, b, volume)
+                n += np.bincount(b, minlength=bins)
+            if n.sum() > 0:
+                means[modality] = (total / np.maximum(n, 1)[:, None, None]).astype(np.float32)
+        return cls(means, bins)
+
+    def cache_key(self, inputs: Sequence[str], target: str) -> tuple:
+        return ()
+
+    def predict(self, subject: SubjectSlices, rows: np.ndarray, inputs: Sequence[str], targets: Sequence[str]) -> dict[str, np.ndarray]:
+        b = position_bins(subject.position[rows], subject.count, self.bins)
+        return {t: self.means[t][b] for t in targets if t in self.means}
+
+
+class CopyBaseline:
+    """``ranking[target]``: source modalities, best first (mean train SSIM of the copy)."""
+
+    name = COPY
+
+    def __init__(self, ranking: Mapping[str, Sequence[str]], modalities: Sequence[str]):
+        self.ranking = {t: list(r) for t, r in ranking.items()}
+        self.modalities = list(modalities)
+
+    @classmethod
+    def fit(cls, store: Store, subjects: Sequence[int], max_slices: int = 0) -> "CopyBaseline":
+        """Rank sources per target by mean SSIM over the brain slices of the training ``subjects``."""
+        modalities = store.modalities
+        scores: dict[tuple[str, str], list[np.ndarray]] = {}
+        for s in subjects:
+            available = store.available(s)
+            mask = np.asarray(store.volume(s, "mask")).astype(bool)
+            keep = np.flatnonzero(mask.reshape(mask.shape[0], -1).any(1))
+            keep = keep[evenly_spaced(keep.size, max_slices)]
+            have = [m for m in modalities if available[m]]
+            volumes = {m: np.asarray(store.volume(s, m), dtype=np.float32)[keep] for m in have}
+            for target in have:
+                for source in have:
+                    if source != target:
+                        _, ssim = score_slices(volumes[source], volumes[target], mask[keep], store.value_range)
+                        scores.setdefault((source, target), []).append(ssim)
+        means = {pair: float(np.mean(np.concatenate(v))) for pair, v in scores.items()}
+        return cls(rank_sources(means, modalities), modalities)
+
+    def source(self, inputs: Sequence[str], target: str) -> str | None:
+        """The copy source for a cell: best-ranked input other than the target (None: no copy)."""
+        candidates = [m for m in inputs if m != target]
+        ranked = [m for m in self.ranking.get(target, []) if m in candidates]
+        unranked = [m for m in self.modalities if m in candidates and m not in ranked]  # no train pair: last
+        order = ranked + unranked
+        return order[0] if order else None
+
+    def cache_key(self, inputs: Sequence[str], target: str) -> tuple | None:
+        """The prediction depends on the chosen source only; None (no copy) is never cached."""
+        source = self.source(inputs, target)
+        return None if source is None else (source,)
+
+    def predict(self, subject: SubjectSlices, rows: np.ndarray, inputs: Sequence[str], targets: Sequence[str]) -> dict[str, np.ndarray]:
+        out = {}
+        for t in targets:
+            source = self.source(inputs, t)
+            if source is not None:
+                out[t] = subject.centre(self.modalities.index(source))[rows]
+        return out
+
+
+def rank_sources(mean_ssim: Mapping[tuple[str, str], float], modalities: Sequence[str]) -> dict[str, list[str]]:
+    """``{target: [source, ...]}`` best first from ``{(source, target): mean SSIM}`` (ties: store order)."""
+    ranking: dict[str, list[str]] = {}
+    for target in modalities:
+        pairs = [(s, v) for (s, t), v in mean_ssim.items() if t == target and s != target]
+        pairs.sort(key=lambda sv: (-sv[1], list(modalities).index(sv[0])))
+        ranking[target] = [s for s, _ in pairs]
+    return ranking
