@@ -9,7 +9,7 @@
 # (jobs/evaluate.py) and the summary printed.
 # Tunables (environment): DEMO_DIR (.demo), DEMO_PRESET (cpu), DEMO_TRIALS (2), DEMO_EPOCHS,
 # DEMO_STEPS (steps per epoch), DEMO_VAL_STEPS (unset: the preset's budget), DEMO_CPUS (2),
-# DEMO_ARGS (extra flags for tune_mmhvae.py), DEMO_EVAL_ARGS (extra flags for evaluate.py).
+# DEMO_ARGS (extra flags for tune_mmhvae.py), DEMO_EVAL_ARGS (flags for evaluate.py; default --max-slices-per-subject 24).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -73,6 +73,12 @@ if [[ "${1:-}" == "stop" ]]; then stop_all; exit 0; fi
 
 T0=$SECONDS
 mkdir -p "$DEMO/mlflow/artifacts" "$DEMO/studies"
+# The head runs with token authentication; its token lives in the demo's own folder (created once,
+# readable only by you), so a fresh machine needs no ~/.ray/auth_token and no other Ray's token is used.
+export RAY_AUTH_TOKEN_PATH="$DEMO/auth_token"
+if [[ ! -s "$RAY_AUTH_TOKEN_PATH" ]]; then
+  (umask 077; "$PY" -c 'import secrets; print(secrets.token_hex(32), end="")' >"$RAY_AUTH_TOKEN_PATH")
+fi
 stop_all >/dev/null  # a previous demo's servers (its MLflow data and studies are kept)
 
 RAY_PORT="$(free_port)"; DASH_PORT="$(free_port)"; MLFLOW_PORT="$(free_port)"
@@ -128,7 +134,7 @@ DATA="$("$PY" -c 'import json, sys; print(json.loads(sys.argv[1])["data"])' "$SU
 say "evaluating models:/mmhvae@champion on the test subjects of $DATA"
 set +e
 "$PY" "$ROOT/jobs/evaluate.py" --model "models:/mmhvae@champion" --data "$DATA" --split test \
-  --out "$DEMO/evaluation" --tracking-uri "http://127.0.0.1:$MLFLOW_PORT" ${DEMO_EVAL_ARGS:-} 2>&1 | tee "$DEMO/evaluate.log"
+  --out "$DEMO/evaluation" --tracking-uri "http://127.0.0.1:$MLFLOW_PORT" ${DEMO_EVAL_ARGS:---max-slices-per-subject 24} 2>&1 | tee "$DEMO/evaluate.log"
 EVAL_STATUS=${PIPESTATUS[0]}
 set -e
 if [[ $EVAL_STATUS -ne 0 ]]; then
@@ -146,8 +152,8 @@ print(f"registered model : models:/{s['model']}/{s['version']} ({champion}); loa
 print(f"                   MLFLOW_TRACKING_URI=http://127.0.0.1:{port} python -c \"import raysys.registry as r; print(r.load('models:/{s['model']}@champion'))\"")
 print(f"test evaluation  : {demo}/evaluation (table.md, per_subject.csv, figure.png; summary above)")
 print(f"Ray dashboard    : http://127.0.0.1:{dash}   submit another job to this head with")
-print(f"                   RAY_AUTH_MODE=token {sys.executable.rsplit('/', 1)[0]}/ray job submit --address http://127.0.0.1:{dash} -- \\")
+print(f"                   RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH={demo}/auth_token {sys.executable.rsplit('/', 1)[0]}/ray job submit --address http://127.0.0.1:{dash} -- \\")
 print(f"                     {sys.executable} {root}/jobs/tune_mmhvae.py --preset cpu --trials 2 --tracking-uri http://127.0.0.1:{port}")
-print(f"                   (the head uses token authentication: its token is in ~/.ray/auth_token)")
+print(f"                   (the head uses token authentication; its token is {demo}/auth_token)")
 print(f"wall time        : {secs} s.  'make stop' stops the Ray head and the MLflow server.")
 PYEOF

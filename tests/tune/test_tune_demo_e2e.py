@@ -35,17 +35,22 @@ def ports(demo_dir: Path) -> dict[str, int]:
 def test_ray_job_submit_of_a_two_trial_study_registers_a_loadable_champion(tiny_store):
     demo_dir = Path(tempfile.mkdtemp(prefix="rd", dir="/tmp"))  # short: Ray's socket paths are length-limited
     env = {**os.environ, "DEMO_DIR": str(demo_dir), "PY": sys.executable, "DEMO_TRIALS": "2", "DEMO_EPOCHS": "1",
-           "DEMO_STEPS": "2", "DEMO_VAL_STEPS": "1", "DEMO_ARGS": f"--data {tiny_store} --batch-size 2 --name e2e"}
+           "DEMO_STEPS": "2", "DEMO_VAL_STEPS": "1", "DEMO_ARGS": f"--data {tiny_store} --batch-size 2 --name e2e",
+           "DEMO_PRESET": "tiny", "DEMO_EVAL_ARGS": "--max-slices-per-subject 3"}
     try:
         proc = subprocess.run(["bash", str(DEMO)], env=env, capture_output=True, text=True, timeout=800)
         assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
         assert "MLflow UI" in proc.stdout and "registered model : models:/mmhvae/" in proc.stdout
+        # The champion's held-out summary, model beside the trivial baselines, and the submit line.
+        assert "baseline:zeros" in proc.stdout and "baseline:copy" in proc.stdout
+        assert (demo_dir / "evaluation" / "table.csv").is_file() and (demo_dir / "evaluation" / "summary.json").is_file()
+        assert f"RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH={demo_dir}/auth_token" in proc.stdout and "ray job submit --address http://127.0.0.1:" in proc.stdout
         p = ports(demo_dir)
         # The job really went through the cluster's job server and SUCCEEDED.
         # (the CLI, with the token auth the head enabled; Ray reads RAY_AUTH_MODE at import)
         ray_cli = str(Path(sys.executable).parent / "ray")
         listed = subprocess.run([ray_cli, "job", "list", "--address", f"http://127.0.0.1:{p['DASH_PORT']}"],
-                                env={**env, "RAY_AUTH_MODE": "token"}, capture_output=True, text=True, timeout=120)
+                                env={**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(demo_dir / "auth_token")}, capture_output=True, text=True, timeout=120)
         assert listed.returncode == 0, listed.stderr[-2000:]
         statuses = re.findall(r"status=<JobStatus\.(\w+)", listed.stdout) or re.findall(r"'status': '(\w+)'", listed.stdout)
         assert statuses == ["SUCCEEDED"], listed.stdout[-2000:]
