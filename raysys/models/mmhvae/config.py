@@ -56,6 +56,12 @@ class MMHVAEConfig:
     decoder_expansion: int = 6  # MobileNetV2 expansion of the top-down cells
     head_channels: int = 8
     head_blocks: int = 5  # ResNet blocks per image head (paper Sec. 4.2: 5; released code: 6)
+    head_kernel: int = 7  # kernel of the heads' two last convs (released code: 7x7)
+    # What the heads read: "z1" (eq. 6, the sampled finest latent only) or "z1_state" (z1 concatenated
+    # with the deterministic finest top-down features it was drawn from, as NVAE/VDVAE output layers).
+    head_input: Literal["z1", "z1_state"] = "z1"
+    # Last activation of the heads: "tanh" (released code, model space [-1, 1]) or "linear".
+    head_activation: Literal["tanh", "linear"] = "tanh"
     soft_clamp: float = 10.0  # mu and log-variances pass through c * tanh(x / c)
     weight_norm: bool = True  # on the latent heads (priors, posteriors, bottleneck linears)
     fusion: Literal["poe", "average", "concat_zeros"] = "poe"
@@ -137,6 +143,12 @@ class MMHVAEConfig:
             raise ValueError(f"fusion must be 'poe', 'average' or 'concat_zeros', got {self.fusion!r}")
         if self.subset_sampling not in ("uniform", "paper"):
             raise ValueError(f"subset_sampling must be 'uniform' or 'paper', got {self.subset_sampling!r}")
+        if self.head_kernel < 1 or self.head_kernel % 2 == 0:
+            raise ValueError(f"head_kernel must be odd and >= 1, got {self.head_kernel}")
+        if self.head_input not in ("z1", "z1_state"):
+            raise ValueError(f"head_input must be 'z1' or 'z1_state', got {self.head_input!r}")
+        if self.head_activation not in ("tanh", "linear"):
+            raise ValueError(f"head_activation must be 'tanh' or 'linear', got {self.head_activation!r}")
         if self.recon not in ("l1", "l2"):
             raise ValueError(f"recon must be 'l1' or 'l2', got {self.recon!r}")
         if self.kl not in ("analytic", "sample"):

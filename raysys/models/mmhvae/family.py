@@ -148,8 +148,10 @@ class MMHVAEFamily(ModelFamily):
             out = model(images, subsets, mask)
         recon = out.recon.float()
         recon_loss = reconstruction_error(recon, out.target.float(), mask, available, cfg.recon)  # [T, B]
-        # KL in nats per pixel and modality (the released code's normalisation), per draw/sample.
-        kl_per_group = out.kl.float() / (h * w * m)  # [T, B, G]
+        # KL in nats per pixel, per draw/sample: the same H x W normalisation as the reconstruction
+        # term (a per-pixel mean summed over the observed modalities, Alg. 1), so lambda_KL weighs the
+        # two terms alike whatever the size of r (dividing by M as well made it lambda_KL |r| / M).
+        kl_per_group = out.kl.float() / (h * w)  # [T, B, G]
         kl = kl_per_group.sum(dim=-1)
         total = recon_loss.mean() + lambda_kl * kl.mean()
         gan_loss = torch.zeros((), device=images.device)

@@ -61,9 +61,10 @@ class MMHVAE(nn.Module):
         else:
             self.encoders = nn.ModuleList(Encoder(1, config.channels) for _ in range(n_modalities))
         self.top_down = TopDown(config)
-        z1_channels = config.channels[0] // 2
+        head_in = config.channels[0] // 2 + (config.channels[0] if config.head_input == "z1_state" else 0)
         self.heads = nn.ModuleList(
-            ImageHead(z1_channels, config.head_channels, config.head_blocks) for _ in range(n_modalities)
+            ImageHead(head_in, config.head_channels, config.head_blocks, config.head_kernel, config.head_activation)
+            for _ in range(n_modalities)
         )
 
     # --- spaces -------------------------------------------------------------------------
@@ -116,10 +117,10 @@ class MMHVAE(nn.Module):
         def tile(t: torch.Tensor) -> torch.Tensor:
             return t.repeat(repeats, *([1] * (t.dim() - 1)))
 
-        skips = [tile(s) for s in encoding.skips]
         bottom = tile(encoding.bottom)
-        if fusion == "poe":
-            return Evidence(skips, bottom, subsets)
+        if fusion == "poe":  # the skips are the same for every draw: stored once
+            return Evidence(encoding.skips, bottom, subsets, draws=repeats)
+        skips = [tile(s) for s in encoding.skips]
         # "average": deterministic mean of the observed modalities' features at every level.
         count = subsets.sum(dim=1).clamp(min=1).to(bottom.dtype)
 
