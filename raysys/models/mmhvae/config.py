@@ -64,6 +64,9 @@ class MMHVAEConfig:
     head_activation: Literal["tanh", "linear"] = "tanh"
     soft_clamp: float = 10.0  # mu and log-variances pass through c * tanh(x / c)
     weight_norm: bool = True  # on the latent heads (priors, posteriors, bottleneck linears)
+    # Added to every expert's log-variance before the soft clamp (0 = the released code). Negative
+    # values start the experts sharper than the prior, so z carries the input from the first step.
+    expert_logvar_offset: float = 0.0
     fusion: Literal["poe", "average", "concat_zeros"] = "poe"
     # --- objective ----------------------------------------------------------------------
     subset_sampling: Literal["uniform", "paper"] = "paper"
@@ -88,6 +91,8 @@ class MMHVAEConfig:
     lr: float = 2e-3  # Adamax, cosine decay to lr_min over all steps
     lr_min: float = 1e-4
     disc_lr: float = 2e-4  # Adam
+    # --- execution ------------------------------------------------------------------------
+    compile_model: bool = False  # torch.compile the generator (in place; state-dict keys unchanged)
 
     def __post_init__(self) -> None:
         lo, hi = self.data_range
@@ -173,7 +178,8 @@ class MMHVAEConfig:
     @classmethod
     def preset(cls, name: str) -> "MMHVAEConfig":
         """``paper``: 192x192, L = 7, the released code's widths (13.8 M parameters).
-        ``tiny``: 64x64, L_max = 6, narrow; CPU tests and the demo."""
+        ``tiny``: 64x64, L_max = 6, narrow; CPU tests and the demo.
+        ``cpu``: 64x64, L = 4, sized to train in about 12 minutes on 2 CPU cores (see ``budget``)."""
         if name == "paper":
             return cls()
         if name == "tiny":
@@ -189,4 +195,41 @@ class MMHVAEConfig:
                 disc_channels=8,
                 disc_layers=3,
             )
-        raise ValueError(f"unknown MMHVAE preset {name!r}; known: ['paper', 'tiny']")
+        if name == "cpu":
+            # Sized for a 2-core CPU box (README "cpu preset"): a wider finest level than tiny
+            # (z1 = 8 channels, as the paper), 4 latent groups, cheap image heads that also read
+            # the finest top-down state, one subset draw per step, no GAN.
+            return cls(
+                image_size=64,
+                channels=(16, 16, 32, 32, 64),
+                top_latent_dim=64,
+                levels=4,
+                decoder_expansion=2,
+                head_channels=8,
+                head_blocks=0,
+                head_kernel=3,
+                head_input="z1_state",
+                subsets_per_step=1,
+                lambda_gan=0.0,
+                memory_size=16,
+                disc_channels=8,
+                disc_layers=3,
+            )
+        raise ValueError(f"unknown MMHVAE preset {name!r}; known: {list(PRESET_BUDGETS)}")
+
+    @classmethod
+    def budget(cls, preset: str) -> dict[str, int]:
+        """Training budget of a preset as un-prefixed TrainConfig overrides (``epochs``,
+        ``max_steps_per_epoch``, ``batch_size`` per worker, ``max_val_steps``); ``{}`` when the
+        preset has none. ``cpu``: about 12 minutes of training and validation with 2 DDP CPU workers."""
+        if preset not in PRESET_BUDGETS:
+            raise ValueError(f"unknown MMHVAE preset {preset!r}; known: {list(PRESET_BUDGETS)}")
+        return dict(PRESET_BUDGETS[preset])
+
+
+# Per-preset training budgets (MMHVAEConfig.budget); presets without one map to {}.
+PRESET_BUDGETS: dict[str, dict[str, int]] = {
+    "paper": {},
+    "tiny": {},
+    "cpu": {"epochs": 6, "max_steps_per_epoch": 200, "batch_size": 8, "max_val_steps": 4},
+}

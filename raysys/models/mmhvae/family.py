@@ -80,8 +80,11 @@ class MMHVAEFamily(ModelFamily):
     # --- construction -------------------------------------------------------------------
     def build_modules(self) -> dict[str, nn.Module]:
         m = len(self.modalities)
+        model = MMHVAE(self.config, m)
+        if self.config.compile_model:
+            model.compile()  # in place: parameters and state-dict keys stay those of MMHVAE
         return {
-            "model": MMHVAE(self.config, m),
+            "model": model,
             "discriminators": PatchDiscriminators(m, self.config.disc_channels, self.config.disc_layers),
         }
 

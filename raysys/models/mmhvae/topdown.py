@@ -152,7 +152,7 @@ class TopDown(nn.Module):
             e = evidence.bottom.shape[1]
             params = self.bottleneck_down(evidence.bottom.flatten(0, 1)).view(n, e, 2 * dim).transpose(0, 1)
             mu, logvar = params.chunk(2, dim=-1)
-            experts = (self._clamp(mu), self._clamp(logvar))
+            experts = (self._clamp(mu), self._clamp(logvar + self.config.expert_logvar_offset))
         top = self.max_group
         z, kls[top], posteriors[top] = self._latent(
             prior, experts, None if evidence is None else evidence.available, temperature, generator
@@ -173,7 +173,7 @@ class TopDown(nn.Module):
                 # eq. 12 for every expert j on [feat, skip_j] (split first conv, see forward_split)
                 params = self.posteriors[str(k)].forward_split(feat, evidence.skips[k], evidence.draws)
                 mu, logvar = params.transpose(0, 1).chunk(2, dim=2)
-                experts = (self._clamp(mu), self._clamp(logvar))
+                experts = (self._clamp(mu), self._clamp(logvar + self.config.expert_logvar_offset))
             z, kls[group], posteriors[group] = self._latent(
                 prior, experts, None if evidence is None else evidence.available, temperature, generator
             )
