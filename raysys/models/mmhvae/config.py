@@ -90,6 +90,9 @@ class MMHVAEConfig:
     # --- optimisation ---------------------------------------------------------------------
     lr: float = 2e-3  # Adamax, cosine decay to lr_min over all steps
     lr_min: float = 1e-4
+    # Adamax's beta2 (decay of the infinity norm). 0.999 (the released code) keeps the large
+    # gradients of the first steps in the denominator for thousands of steps; 0.9 forgets them.
+    beta2: float = 0.999
     disc_lr: float = 2e-4  # Adam
     # --- execution ------------------------------------------------------------------------
     compile_model: bool = False  # torch.compile the generator (in place; state-dict keys unchanged)
@@ -132,6 +135,8 @@ class MMHVAEConfig:
         for name, value in non_negative.items():
             if value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
+        if not 0.0 <= self.beta2 < 1.0:
+            raise ValueError(f"beta2 must be in [0, 1), got {self.beta2}")
         for name in ("gan_start_fraction", "disc_start_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1] (1 = never), got {getattr(self, name)}")
@@ -210,6 +215,8 @@ class MMHVAEConfig:
                 head_kernel=3,
                 head_input="z1_state",
                 subsets_per_step=1,
+                expert_logvar_offset=-6.0,
+                beta2=0.9,
                 lambda_gan=0.0,
                 memory_size=16,
                 disc_channels=8,

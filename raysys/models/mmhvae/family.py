@@ -92,7 +92,7 @@ class MMHVAEFamily(ModelFamily):
         cfg = self.config
         self._steps_per_epoch = max(1, steps_per_epoch)
         total_steps = max(1, total_epochs * self._steps_per_epoch)
-        generator = torch.optim.Adamax(self.modules["model"].parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+        generator = torch.optim.Adamax(self.modules["model"].parameters(), lr=cfg.lr, betas=(0.9, cfg.beta2))
         discriminators = torch.optim.Adam(self.modules["discriminators"].parameters(), lr=cfg.disc_lr)
         self.optimizers = {"model": generator, "discriminators": discriminators}
         # Stepped by train_step once per step (not per epoch): cosine from lr to lr_min.
