@@ -46,6 +46,9 @@ class MMHVAEConfig:
     """
 
     data_range: tuple[float, float] = (0.0, 1.0)
+    # Data-space value outside the brain mask, written by the model there (targets and outputs).
+    # The store contract: every normalisation sets voxels outside the mask to 0 (clipped to data_range).
+    background: float = 0.0
     # --- architecture -------------------------------------------------------------------
     image_size: int = 192
     # Feature channels of encoder and top-down path at each spatial group, finest first; the
