@@ -1,9 +1,8 @@
-"""The cpu preset learns: training on one fixed batch of real phantom slices (tiny_store) lifts the
-self-reconstruction SSIM within a fixed step budget (a step budget, not a timed assertion).
+"""The cpu preset learns: training on one fixed batch of real phantom slices (tiny_store) reaches a
+self-reconstruction SSIM of 0.9 within a fixed step budget (a step budget, not a timed assertion).
 
-Target of the brief: SSIM >= 0.9. Measured (README, "Why the tiny preset learned slowly"): the cpu
-preset reaches about 0.50 after 60 steps and plateaus near 0.67 after 300 on such a batch, so the
-bound below is what the model reaches today (before training: about 0.05); raise it with the model.
+Measured: 0.02 before training, 0.79 after 60 steps, 0.93 after 200 (about 50 s on one free core of
+the 2-core sandbox, 100 s while the other core's experiment competes).
 """
 
 from __future__ import annotations
@@ -18,8 +17,8 @@ from raysys.models.family import StepContext
 from raysys.models.metrics import masked_ssim
 
 torch.set_num_threads(1)
-STEPS = 60
-MIN_SSIM = 0.45  # measured 0.50 at 60 steps; the brief's target is 0.9 (not reached yet)
+STEPS = 200
+MIN_SSIM = 0.9  # self-reconstruction of the observed modalities from all of them
 BATCH = 4
 
 
