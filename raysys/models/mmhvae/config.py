@@ -241,5 +241,5 @@ class MMHVAEConfig:
 PRESET_BUDGETS: dict[str, dict[str, int]] = {
     "paper": {},
     "tiny": {},
-    "cpu": {"epochs": 6, "max_steps_per_epoch": 200, "batch_size": 8, "max_val_steps": 4},
+    "cpu": {"epochs": 5, "max_steps_per_epoch": 220, "batch_size": 8, "max_val_steps": 4},
 }
