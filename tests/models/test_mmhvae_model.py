@@ -117,3 +117,30 @@ def test_prior_samples_and_shape_errors():
         model.synthesise(torch.zeros(1, M, 32, 32), torch.ones(1, M, dtype=torch.bool))
     with pytest.raises(ValueError, match="available"):
         model.synthesise(torch.zeros(1, M, 64, 64), torch.zeros(1, M, dtype=torch.bool))
+
+
+def test_posterior_head_split_first_conv_equals_the_concatenated_input():
+    """PosteriorHeadCell.forward_split (the hot path) = forward on [feat, skip_j] per expert and draw."""
+    from raysys.models.mmhvae.blocks import PosteriorHeadCell
+
+    torch.manual_seed(0)
+    cell = PosteriorHeadCell(16, 8, 8, weight_norm=True)
+    draws, batch, experts = 2, 3, 4
+    feat = torch.randn(draws * batch, 8, 16, 16)
+    skip = torch.randn(batch, experts, 8, 16, 16)
+    joint = torch.cat([feat.unsqueeze(1).expand(-1, experts, -1, -1, -1), skip.repeat(draws, 1, 1, 1, 1)], dim=2)
+    expected = cell(joint.flatten(0, 1)).view(draws * batch, experts, 8, 16, 16)
+    torch.testing.assert_close(cell.forward_split(feat, skip, draws), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_cpu_preset_and_budget():
+    cpu = MMHVAEConfig.preset("cpu")
+    assert cpu.image_size == 64 and cpu.head_input == "z1_state" and cpu.subsets_per_step == 1
+    budget = MMHVAEConfig.budget("cpu")
+    assert set(budget) == {"epochs", "max_steps_per_epoch", "batch_size", "max_val_steps"}
+    assert all(isinstance(v, int) and v > 0 for v in budget.values())
+    assert MMHVAEConfig.budget("tiny") == {} and MMHVAEConfig.budget("paper") == {}
+    with pytest.raises(ValueError, match="preset"):
+        MMHVAEConfig.budget("huge")
+    out = MMHVAE(cpu, 4)(torch.zeros(2, 4, 64, 64), torch.ones(1, 2, 4, dtype=torch.bool), torch.ones(2, 64, 64, dtype=torch.bool))
+    assert out.recon.shape == (1, 2, 4, 64, 64) and torch.isfinite(out.recon).all()

@@ -105,6 +105,30 @@ class PosteriorHeadCell(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
 
+    def forward_split(self, feat: torch.Tensor, skip: torch.Tensor, draws: int) -> torch.Tensor:
+        """``forward(cat([feat, skip], dim=2))`` for every expert, without building the concatenation.
+
+        feat [N, C_f, H, W] (one per sample and draw), skip [N / draws, E, C_s, H, W] (one per
+        sample and expert; the draw-major rows of N repeat it ``draws`` times) -> [N, E, C_out, H, W].
+        InstanceNorm (no affine) and SiLU act per channel and the first conv is linear, so the first
+        conv splits into a feat term computed once per sample (not per expert) and a skip term
+        computed once per expert (not per draw); the same numbers, a fraction of the work.
+        """
+        norm, act, conv, rest = self.body[0], self.body[1], self.body[2], self.body[3:]
+        if not isinstance(norm, nn.InstanceNorm2d) or norm.affine or norm.track_running_stats:
+            raise TypeError("forward_split needs a plain InstanceNorm2d first (no affine, no running stats)")
+        c_f = feat.shape[1]
+        n, (b, e) = feat.shape[0], skip.shape[:2]
+        def normed(x: torch.Tensor) -> torch.Tensor:
+            return act(F.instance_norm(x, eps=norm.eps))
+
+        feat_term = F.conv2d(normed(feat), conv.weight[:, :c_f], conv.bias, padding=conv.padding)
+        skip_term = F.conv2d(normed(skip.flatten(0, 1)), conv.weight[:, c_f:], None, padding=conv.padding)
+        skip_term = skip_term.view(1, b, e, *skip_term.shape[1:]).expand(draws, -1, -1, -1, -1, -1)
+        h = feat_term.unsqueeze(1) + skip_term.reshape(n, e, *skip_term.shape[3:])
+        out = rest(h.flatten(0, 1))
+        return out.view(n, e, *out.shape[1:])
+
 
 class ResnetBlock(nn.Module):
     """Image-head block: reflect-pad conv3x3-IN-ReLU-conv3x3-IN + skip: [B, C, H, W] -> same."""

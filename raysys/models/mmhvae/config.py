@@ -46,6 +46,9 @@ class MMHVAEConfig:
     """
 
     data_range: tuple[float, float] = (0.0, 1.0)
+    # Data-space value outside the brain mask, written by the model there (targets and outputs).
+    # The store contract: every normalisation sets voxels outside the mask to 0 (clipped to data_range).
+    background: float = 0.0
     # --- architecture -------------------------------------------------------------------
     image_size: int = 192
     # Feature channels of encoder and top-down path at each spatial group, finest first; the
@@ -56,8 +59,17 @@ class MMHVAEConfig:
     decoder_expansion: int = 6  # MobileNetV2 expansion of the top-down cells
     head_channels: int = 8
     head_blocks: int = 5  # ResNet blocks per image head (paper Sec. 4.2: 5; released code: 6)
+    head_kernel: int = 7  # kernel of the heads' two last convs (released code: 7x7)
+    # What the heads read: "z1" (eq. 6, the sampled finest latent only) or "z1_state" (z1 concatenated
+    # with the deterministic finest top-down features it was drawn from, as NVAE/VDVAE output layers).
+    head_input: Literal["z1", "z1_state"] = "z1"
+    # Last activation of the heads: "tanh" (released code, model space [-1, 1]) or "linear".
+    head_activation: Literal["tanh", "linear"] = "tanh"
     soft_clamp: float = 10.0  # mu and log-variances pass through c * tanh(x / c)
     weight_norm: bool = True  # on the latent heads (priors, posteriors, bottleneck linears)
+    # Added to every expert's log-variance before the soft clamp (0 = the released code). Negative
+    # values start the experts sharper than the prior, so z carries the input from the first step.
+    expert_logvar_offset: float = 0.0
     fusion: Literal["poe", "average", "concat_zeros"] = "poe"
     # --- objective ----------------------------------------------------------------------
     subset_sampling: Literal["uniform", "paper"] = "paper"
@@ -81,7 +93,12 @@ class MMHVAEConfig:
     # --- optimisation ---------------------------------------------------------------------
     lr: float = 2e-3  # Adamax, cosine decay to lr_min over all steps
     lr_min: float = 1e-4
+    # Adamax's beta2 (decay of the infinity norm). 0.999 (the released code) keeps the large
+    # gradients of the first steps in the denominator for thousands of steps; 0.9 forgets them.
+    beta2: float = 0.999
     disc_lr: float = 2e-4  # Adam
+    # --- execution ------------------------------------------------------------------------
+    compile_model: bool = False  # torch.compile the generator (in place; state-dict keys unchanged)
 
     def __post_init__(self) -> None:
         lo, hi = self.data_range
@@ -121,6 +138,8 @@ class MMHVAEConfig:
         for name, value in non_negative.items():
             if value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
+        if not 0.0 <= self.beta2 < 1.0:
+            raise ValueError(f"beta2 must be in [0, 1), got {self.beta2}")
         for name in ("gan_start_fraction", "disc_start_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1] (1 = never), got {getattr(self, name)}")
@@ -137,6 +156,12 @@ class MMHVAEConfig:
             raise ValueError(f"fusion must be 'poe', 'average' or 'concat_zeros', got {self.fusion!r}")
         if self.subset_sampling not in ("uniform", "paper"):
             raise ValueError(f"subset_sampling must be 'uniform' or 'paper', got {self.subset_sampling!r}")
+        if self.head_kernel < 1 or self.head_kernel % 2 == 0:
+            raise ValueError(f"head_kernel must be odd and >= 1, got {self.head_kernel}")
+        if self.head_input not in ("z1", "z1_state"):
+            raise ValueError(f"head_input must be 'z1' or 'z1_state', got {self.head_input!r}")
+        if self.head_activation not in ("tanh", "linear"):
+            raise ValueError(f"head_activation must be 'tanh' or 'linear', got {self.head_activation!r}")
         if self.recon not in ("l1", "l2"):
             raise ValueError(f"recon must be 'l1' or 'l2', got {self.recon!r}")
         if self.kl not in ("analytic", "sample"):
@@ -161,7 +186,8 @@ class MMHVAEConfig:
     @classmethod
     def preset(cls, name: str) -> "MMHVAEConfig":
         """``paper``: 192x192, L = 7, the released code's widths (13.8 M parameters).
-        ``tiny``: 64x64, L_max = 6, narrow; CPU tests and the demo."""
+        ``tiny``: 64x64, L_max = 6, narrow; CPU tests and the demo.
+        ``cpu``: 64x64, L = 4, sized to train in about 12 minutes on 2 CPU cores (see ``budget``)."""
         if name == "paper":
             return cls()
         if name == "tiny":
@@ -177,4 +203,43 @@ class MMHVAEConfig:
                 disc_channels=8,
                 disc_layers=3,
             )
-        raise ValueError(f"unknown MMHVAE preset {name!r}; known: ['paper', 'tiny']")
+        if name == "cpu":
+            # Sized for a 2-core CPU box (README "cpu preset"): a wider finest level than tiny
+            # (z1 = 8 channels, as the paper), 4 latent groups, cheap image heads that also read
+            # the finest top-down state, one subset draw per step, no GAN.
+            return cls(
+                image_size=64,
+                channels=(16, 16, 32, 32, 64),
+                top_latent_dim=64,
+                levels=4,
+                decoder_expansion=2,
+                head_channels=8,
+                head_blocks=0,
+                head_kernel=3,
+                head_input="z1_state",
+                subsets_per_step=1,
+                expert_logvar_offset=-6.0,
+                beta2=0.9,
+                lambda_gan=0.0,
+                memory_size=16,
+                disc_channels=8,
+                disc_layers=3,
+            )
+        raise ValueError(f"unknown MMHVAE preset {name!r}; known: {list(PRESET_BUDGETS)}")
+
+    @classmethod
+    def budget(cls, preset: str) -> dict[str, int]:
+        """Training budget of a preset as un-prefixed TrainConfig overrides (``epochs``,
+        ``max_steps_per_epoch``, ``batch_size`` per worker, ``max_val_steps``); ``{}`` when the
+        preset has none. ``cpu``: about 12 minutes of training and validation with 2 DDP CPU workers."""
+        if preset not in PRESET_BUDGETS:
+            raise ValueError(f"unknown MMHVAE preset {preset!r}; known: {list(PRESET_BUDGETS)}")
+        return dict(PRESET_BUDGETS[preset])
+
+
+# Per-preset training budgets (MMHVAEConfig.budget); presets without one map to {}.
+PRESET_BUDGETS: dict[str, dict[str, int]] = {
+    "paper": {},
+    "tiny": {},
+    "cpu": {"epochs": 5, "max_steps_per_epoch": 220, "batch_size": 8, "max_val_steps": 4},
+}

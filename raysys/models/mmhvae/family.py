@@ -80,8 +80,11 @@ class MMHVAEFamily(ModelFamily):
     # --- construction -------------------------------------------------------------------
     def build_modules(self) -> dict[str, nn.Module]:
         m = len(self.modalities)
+        model = MMHVAE(self.config, m)
+        if self.config.compile_model:
+            model.compile()  # in place: parameters and state-dict keys stay those of MMHVAE
         return {
-            "model": MMHVAE(self.config, m),
+            "model": model,
             "discriminators": PatchDiscriminators(m, self.config.disc_channels, self.config.disc_layers),
         }
 
@@ -89,7 +92,7 @@ class MMHVAEFamily(ModelFamily):
         cfg = self.config
         self._steps_per_epoch = max(1, steps_per_epoch)
         total_steps = max(1, total_epochs * self._steps_per_epoch)
-        generator = torch.optim.Adamax(self.modules["model"].parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+        generator = torch.optim.Adamax(self.modules["model"].parameters(), lr=cfg.lr, betas=(0.9, cfg.beta2))
         discriminators = torch.optim.Adam(self.modules["discriminators"].parameters(), lr=cfg.disc_lr)
         self.optimizers = {"model": generator, "discriminators": discriminators}
         # Stepped by train_step once per step (not per epoch): cosine from lr to lr_min.
@@ -148,8 +151,10 @@ class MMHVAEFamily(ModelFamily):
             out = model(images, subsets, mask)
         recon = out.recon.float()
         recon_loss = reconstruction_error(recon, out.target.float(), mask, available, cfg.recon)  # [T, B]
-        # KL in nats per pixel and modality (the released code's normalisation), per draw/sample.
-        kl_per_group = out.kl.float() / (h * w * m)  # [T, B, G]
+        # KL in nats per pixel, per draw/sample: the same H x W normalisation as the reconstruction
+        # term (a per-pixel mean summed over the observed modalities, Alg. 1), so lambda_KL weighs the
+        # two terms alike whatever the size of r (dividing by M as well made it lambda_KL |r| / M).
+        kl_per_group = out.kl.float() / (h * w)  # [T, B, G]
         kl = kl_per_group.sum(dim=-1)
         total = recon_loss.mean() + lambda_kl * kl.mean()
         gan_loss = torch.zeros((), device=images.device)

@@ -20,15 +20,16 @@ def reconstruction_error(
         recon: [T, B, M, H, W] model space; target: [B, M, H, W] model space; mask: bool [B, H, W]
         (pixels scored); available: bool [B, M] (the observed set r: only these are targets).
     Returns:
-        [T, B]: per draw and sample, the mean over observed modalities of the mean error inside
-        the mask, in units of the data range (model-space difference / 2, as the released code).
+        [T, B]: per draw and sample, the SUM over observed modalities (Alg. 1) of the mean error
+        inside the mask, in units of the data range (model-space difference / 2, as the released
+        code). Summing keeps lambda_KL's weight independent of how many modalities are observed.
     """
     diff = (recon - target[None]) * 0.5
     error = diff.abs() if kind == "l1" else diff**2
     m = mask[None, :, None].to(error.dtype)
     per_image = (error * m).sum(dim=(-2, -1)) / m.sum(dim=(-2, -1)).clamp(min=1.0)  # [T, B, M]
     observed = available[None].to(error.dtype)
-    return (per_image * observed).sum(dim=-1) / observed.sum(dim=-1).clamp(min=1.0)
+    return (per_image * observed).sum(dim=-1)  # Alg. 1 l. 12: sum over the observed modalities j in r
 
 
 def lsgan_generator_loss(scores: torch.Tensor) -> torch.Tensor:

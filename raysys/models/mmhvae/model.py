@@ -18,7 +18,6 @@ from raysys.models.mmhvae.encoder import Encoder
 from raysys.models.mmhvae.heads import ImageHead
 from raysys.models.mmhvae.topdown import Evidence, TopDown, TopDownResult
 
-BACKGROUND = -1.0  # model-space value outside the foreground (the low end of data_range)
 
 
 @dataclasses.dataclass
@@ -37,7 +36,7 @@ class TrainOutput(NamedTuple):
     NamedTuple so DDP / pytree utilities can find the tensors).
 
     recon: [T, B, M, H, W] model-space reconstructions/syntheses from each drawn subset;
-    target: [B, M, H, W] model-space inputs with the background set to -1;
+    target: [B, M, H, W] model-space inputs with the background set to ``MMHVAE.background``;
     kl: [T, B, G] KL per latent group (finest first, ``groups``); groups: the latent groups.
     """
 
@@ -61,12 +60,22 @@ class MMHVAE(nn.Module):
         else:
             self.encoders = nn.ModuleList(Encoder(1, config.channels) for _ in range(n_modalities))
         self.top_down = TopDown(config)
-        z1_channels = config.channels[0] // 2
+        head_in = config.channels[0] // 2 + (config.channels[0] if config.head_input == "z1_state" else 0)
         self.heads = nn.ModuleList(
-            ImageHead(z1_channels, config.head_channels, config.head_blocks) for _ in range(n_modalities)
+            ImageHead(head_in, config.head_channels, config.head_blocks, config.head_kernel, config.head_activation)
+            for _ in range(n_modalities)
         )
 
     # --- spaces -------------------------------------------------------------------------
+    @property
+    def background(self) -> float:
+        """Model-space value written outside the foreground: ``config.background`` (data space, the
+        store's value outside the brain mask, 0) mapped like the images (-1 for a (0, 1) range, 0
+        for a z-score (-5, 5) range). Writing the range's low end there instead left a step at the
+        brain's edge that the SSIM window sees: a perfect z-scored prediction scored SSIM 0.58."""
+        lo, hi = self.config.data_range
+        return min(1.0, max(-1.0, 2.0 * (self.config.background - lo) / (hi - lo) - 1.0))
+
     def to_model_space(self, x: torch.Tensor) -> torch.Tensor:
         """Data space (``config.data_range``) -> [-1, 1], clipped."""
         lo, hi = self.config.data_range
@@ -116,10 +125,10 @@ class MMHVAE(nn.Module):
         def tile(t: torch.Tensor) -> torch.Tensor:
             return t.repeat(repeats, *([1] * (t.dim() - 1)))
 
-        skips = [tile(s) for s in encoding.skips]
         bottom = tile(encoding.bottom)
-        if fusion == "poe":
-            return Evidence(skips, bottom, subsets)
+        if fusion == "poe":  # the skips are the same for every draw: stored once
+            return Evidence(encoding.skips, bottom, subsets, draws=repeats)
+        skips = [tile(s) for s in encoding.skips]
         # "average": deterministic mean of the observed modalities' features at every level.
         count = subsets.sum(dim=1).clamp(min=1).to(bottom.dtype)
 
@@ -140,11 +149,11 @@ class MMHVAE(nn.Module):
         batch_size: int | None = None,
     ) -> tuple[torch.Tensor, TopDownResult]:
         """Top-down pass and image heads -> (images [N, M, H, W] model space, top-down result).
-        Outside ``mask`` [N, H, W] (foreground) the images are set to -1."""
+        Outside ``mask`` [N, H, W] (foreground) the images are set to ``self.background``."""
         result = self.top_down(evidence, batch_size=batch_size, temperature=temperature, generator=generator)
         images = torch.cat([head(result.head_input) for head in self.heads], dim=1)
         if mask is not None:
-            images = torch.where(mask[:, None].bool(), images, torch.full_like(images, BACKGROUND))
+            images = torch.where(mask[:, None].bool(), images, torch.full_like(images, self.background))
         return images, result
 
     # --- entry points -------------------------------------------------------------------
@@ -161,7 +170,7 @@ class MMHVAE(nn.Module):
             raise ValueError(f"input_subsets must be [T, {images.shape[0]}, {self.n_modalities}], got {tuple(input_subsets.shape)}")
         x = self.to_model_space(images)
         foreground = mask.bool()
-        target = torch.where(foreground[:, None], x, torch.full_like(x, BACKGROUND))
+        target = torch.where(foreground[:, None], x, torch.full_like(x, self.background))
         evidence = self.evidence(self.encode(x), input_subsets.reshape(t * b, m))
         recon, result = self.decode(evidence, foreground.repeat(t, 1, 1))
         return TrainOutput(
@@ -186,8 +195,8 @@ class MMHVAE(nn.Module):
             images: [B, M, H, W] or [B, M, K, H, W] (centre slice used), data space.
             available: bool [B, M], at least one per sample: the input subset.
             temperature: posterior std scale (default ``config.temperature``; 0 = posterior mean).
-            mask: bool [B, H, W] foreground; default: voxels above the data range's low end in any
-                available input.
+            mask: bool [B, H, W] foreground; default: voxels that differ from the background
+                (``config.background``) in any available input.
         Returns:
             [B, M, H, W] data space.
         """
@@ -199,7 +208,7 @@ class MMHVAE(nn.Module):
             raise ValueError(f"available must be bool {tuple(images.shape[:2])} with >= 1 modality per sample")
         x = self.to_model_space(images)
         if mask is None:
-            mask = ((x > BACKGROUND + 1e-3) & available[:, :, None, None]).any(dim=1)
+            mask = (((x - self.background).abs() > 1e-3) & available[:, :, None, None]).any(dim=1)
         temperature = self.config.temperature if temperature is None else temperature
         out, _ = self.decode(self.evidence(self.encode(x), available), mask.bool(), temperature, generator)
         return self.to_data_space(out)

@@ -29,19 +29,22 @@ from raysys.models.mmhvae.poe import fuse_experts
 class Evidence:
     """Encoder features of E experts for N samples (N = draws x batch in training).
 
-    skips[k]: [N, E, C_k, H_k, W_k] for spatial index k (finest first); bottom: [N, E, F] the
-    flattened coarsest feature map; available: bool [N, E] the experts that take part.
+    skips[k]: [N / draws, E, C_k, H_k, W_k] for spatial index k (finest first): N is draw-major
+    (row t * N / draws + b is draw t of sample b) and the skips, the same for every draw, are
+    stored once; bottom: [N, E, F] the flattened coarsest feature map; available: bool [N, E]
+    the experts that take part.
     """
 
     skips: list[torch.Tensor]
     bottom: torch.Tensor
     available: torch.Tensor
+    draws: int = 1
 
 
 @dataclasses.dataclass
 class TopDownResult:
-    """head_input: [N, C_z1, H, W] what the image heads read (z_1, or a projection of the finest
-    state when group 1 has no latent); kl: [N, G] KL per latent group (columns in ``groups``
+    """head_input: [N, C_head, H, W] what the image heads read (z_1, or a projection of the finest
+    state when group 1 has no latent; with ``head_input="z1_state"`` followed by the finest state); kl: [N, G] KL per latent group (columns in ``groups``
     order, finest first), summed over the group's dimensions; latents / posteriors: per group,
     the sample z and the fused posterior (mu, logvar), kept for analysis and tests."""
 
@@ -149,7 +152,7 @@ class TopDown(nn.Module):
             e = evidence.bottom.shape[1]
             params = self.bottleneck_down(evidence.bottom.flatten(0, 1)).view(n, e, 2 * dim).transpose(0, 1)
             mu, logvar = params.chunk(2, dim=-1)
-            experts = (self._clamp(mu), self._clamp(logvar))
+            experts = (self._clamp(mu), self._clamp(logvar + self.config.expert_logvar_offset))
         top = self.max_group
         z, kls[top], posteriors[top] = self._latent(
             prior, experts, None if evidence is None else evidence.available, temperature, generator
@@ -167,13 +170,10 @@ class TopDown(nn.Module):
             prior = self._split(self.priors[str(k)](feat))
             experts = None
             if evidence is not None:
-                skip = evidence.skips[k]
-                e = skip.shape[1]
-                joint = torch.cat([feat.unsqueeze(1).expand(-1, e, -1, -1, -1), skip], dim=2)
-                params = self.posteriors[str(k)](joint.flatten(0, 1))
-                params = params.view(n, e, *params.shape[1:]).transpose(0, 1)
-                mu, logvar = params.chunk(2, dim=2)
-                experts = (self._clamp(mu), self._clamp(logvar))
+                # eq. 12 for every expert j on [feat, skip_j] (split first conv, see forward_split)
+                params = self.posteriors[str(k)].forward_split(feat, evidence.skips[k], evidence.draws)
+                mu, logvar = params.transpose(0, 1).chunk(2, dim=2)
+                experts = (self._clamp(mu), self._clamp(logvar + self.config.expert_logvar_offset))
             z, kls[group], posteriors[group] = self._latent(
                 prior, experts, None if evidence is None else evidence.available, temperature, generator
             )
@@ -182,7 +182,10 @@ class TopDown(nn.Module):
                 state = feat + self.z_projections[str(k)](z.to(feat.dtype))
             else:
                 head_input = z
+                state = feat
         if head_input is None:
             head_input = self.to_head(state)
+        if self.config.head_input == "z1_state":  # z1 and the features it was drawn from
+            head_input = torch.cat([head_input, state.to(head_input.dtype)], dim=1)
         kl = torch.stack([kls[g] for g in self.groups], dim=1)
         return TopDownResult(head_input, kl, self.groups, latents, posteriors)
