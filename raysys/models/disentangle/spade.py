@@ -76,9 +76,12 @@ class SPADEDecoder(nn.Module):
             channels = width
 
         def head_net(kind: str) -> RoutedSequential:
+            # LeakyReLU, as SPADE's image head: the last block's output is not normalised, and
+            # with ReLU it drifted all-negative within ~20 steps (tiny preset, lr 2e-3), which
+            # cut every gradient to the decoder and froze the output at a constant image.
             return RoutedSequential(
-                nn.ReLU(), make_conv(kind, channels, channels, 3, 1, 1, n_modalities, n_experts), nn.ReLU(),
-                make_conv(kind, channels, out_channels, 3, 1, 1, n_modalities, n_experts),
+                nn.LeakyReLU(0.2), make_conv(kind, channels, channels, 3, 1, 1, n_modalities, n_experts),
+                nn.LeakyReLU(0.2), make_conv(kind, channels, out_channels, 3, 1, 1, n_modalities, n_experts),
             )
 
         if head == "per_target":
