@@ -169,3 +169,22 @@ def test_similarity_warmup_scales_the_similarity_terms():
     assert quarter["sim_s"].item() == pytest.approx(0.25 * full["sim_s"].item())
     assert quarter["sim_z"].item() == pytest.approx(0.25 * full["sim_z"].item())
     assert start["sim_s"].item() == 0.0 and start["self"].item() == full["self"].item()
+
+
+@pytest.mark.parametrize("encoder", ["conv", "condconv"])
+def test_full_resolution_skips_forward_shapes(encoder):
+    torch.manual_seed(0)
+    model = build_model("disentangle", preset="cpu", encoder=encoder)
+    assert model.config.full_resolution_skips and model.config.context == 1
+    images = torch.randn(2, 4, 1, 64, 64)
+    available = torch.tensor([[True, False, True, True], [True, True, True, True]])
+    out = model(images, available)
+    assert out.recon.shape == (2, 4, 4, 1, 64, 64) and out.s.shape == (2, 4, 4, 64, 64)
+    # The full-resolution path reaches s: a one-pixel change of the input changes s at that pixel.
+    with torch.no_grad():
+        model.eval()
+        s0 = model.anatomy(images, available)
+        bumped = images.clone()
+        bumped[:, :, :, 31, 17] += 3.0
+        s1 = model.anatomy(bumped, available)
+    assert (s1 - s0)[:, :, :, 31, 17].abs().max() > 1e-6
