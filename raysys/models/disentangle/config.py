@@ -1,4 +1,4 @@
-"""Typed config of the disentanglement family (Ouyang et al. 2021) with its two presets."""
+"""Typed config of the disentanglement family (Ouyang et al. 2021), its presets and their training budgets."""
 
 from __future__ import annotations
 
@@ -106,10 +106,11 @@ class DisentangleConfig:
     def preset(cls, name: str) -> "DisentangleConfig":
         """``"paper"``: 192x160, the paper's widths. ``"tiny"``: 64x64, narrow (CPU tests, demo).
 
-        ``"cpu"``: ``tiny``'s network with the optimisation settings that learn within minutes on a
-        2-core CPU (measured on the 64x64 phantom, docs/readme/40-disentangle.md): lr 2e-3 without
-        amsgrad, the similarity terms ramped in over the first 300 steps, background pixels
-        weighted 0.1 in the reconstruction L1. Train it with ``budget("cpu")``.
+        ``"cpu"``: ``tiny``'s widths with the settings that learn within minutes on a 2-core CPU
+        (measured on the 64x64 phantom, docs/readme/40-disentangle.md): one slice of context,
+        full-resolution skips, lr 2e-3 without amsgrad, the similarity terms ramped in over the
+        first 500 steps, background pixels weighted 0.1 in the reconstruction L1. Train it with
+        ``budget("cpu")``.
         """
         if name == "paper":
             return cls()
