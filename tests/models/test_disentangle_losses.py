@@ -126,3 +126,18 @@ def test_reconstruction_and_latent_terms_respect_availability():
     z_tilde[~pair_valid] = -50.0
     assert latent_consistency(z_tilde, z, pair_valid).item() == 0.0
     assert masked_mean(torch.ones(3), torch.zeros(3, dtype=torch.bool)).item() == 0.0
+
+
+def test_pair_l1_pixel_weight_exact_values():
+    b, m = 1, 2
+    images = torch.zeros(b, m, 1, 2, 2)
+    recon = torch.zeros(b, m, m, 1, 2, 2)
+    recon[0, 0, 0, 0, 0, 0] = 4.0  # self pair of modality 0: error 4 on pixel (0, 0) only
+    pair_valid = torch.ones(b, m, m, dtype=torch.bool)
+    assert pair_l1(recon, images, pair_valid, cross=False).item() == pytest.approx(0.5)  # (4 / 4 + 0) / 2
+    weight = torch.tensor([[[1.0, 0.0], [0.0, 0.0]]])  # only pixel (0, 0) counts
+    assert pair_l1(recon, images, pair_valid, cross=False, pixel_weight=weight).item() == pytest.approx(2.0)
+    weight = torch.tensor([[[1.0, 0.1], [0.1, 0.1]]])  # brain (1) and background (0.1)
+    assert pair_l1(recon, images, pair_valid, cross=False, pixel_weight=weight).item() == pytest.approx(4 / 1.3 / 2)
+    ones = torch.ones(b, 2, 2)  # uniform weights = the plain mean
+    assert pair_l1(recon, images, pair_valid, cross=False, pixel_weight=ones).item() == pytest.approx(0.5)

@@ -126,7 +126,7 @@ def test_paper_preset_builds_and_runs_one_forward_at_192x160():
 def test_config_round_trips_through_flat_dicts_and_string_overrides():
     from raysys.config import from_flat, to_flat
 
-    for preset in ("tiny", "paper"):
+    for preset in ("tiny", "paper", "cpu"):
         config = DisentangleConfig.preset(preset)
         assert from_flat(DisentangleConfig, to_flat(config)) == config
     config = make_config("disentangle", "tiny", {"encoder": "conv", "regulariser": "adv", "betas": "(0.5, 0.999)",
@@ -135,3 +135,56 @@ def test_config_round_trips_through_flat_dicts_and_string_overrides():
     assert config.lambda_s == 5.0 and config.n_experts == 2 and config.data_range == (0.0, 1.0)
     with pytest.raises(ValueError, match="encoder"):
         make_config("disentangle", "tiny", {"encoder": "transformer"})
+
+
+def test_cpu_preset_and_budgets():
+    cpu, tiny = DisentangleConfig.preset("cpu"), DisentangleConfig.preset("tiny")
+    assert cpu.image_size == tiny.image_size and cpu.unet_widths == tiny.unet_widths
+    assert cpu.regulariser == "sim" and cpu.lr > tiny.lr
+    budget = DisentangleConfig.budget("cpu")
+    assert set(budget) == {"epochs", "max_steps_per_epoch", "batch_size", "max_val_steps"}
+    assert all(isinstance(v, int) and v > 0 for v in budget.values())
+    assert budget["batch_size"] <= 6  # per worker; batches hold distinct subjects (~12 in a train split)
+    assert DisentangleConfig.budget("tiny") == {} and DisentangleConfig.budget("paper") == {}
+    with pytest.raises(ValueError, match="preset"):
+        DisentangleConfig.budget("huge")
+    with pytest.raises(ValueError, match="sim_warmup_steps"):
+        DisentangleConfig(sim_warmup_steps=-1)
+    with pytest.raises(ValueError, match="recon_background_weight"):
+        DisentangleConfig(recon_background_weight=-0.5)
+
+
+def test_similarity_warmup_scales_the_similarity_terms():
+    torch.manual_seed(0)
+    family = build_family("disentangle", "tiny", overrides={"sim_warmup_steps": 100})
+    b, m = 3, 4
+    batch = {"images": torch.randn(b, m, 3, 64, 64), "available": torch.ones(b, m, dtype=torch.bool),
+             "subject": torch.arange(b), "mask": torch.ones(b, 64, 64, dtype=torch.bool)}
+    with torch.no_grad():
+        out = family.modules["model"](batch["images"], batch["available"])
+        full = family.losses(out, batch)
+        quarter = family.losses(out, batch, global_step=25)
+        start = family.losses(out, batch, global_step=0)
+    assert full["sim_s"] > 0
+    assert quarter["sim_s"].item() == pytest.approx(0.25 * full["sim_s"].item())
+    assert quarter["sim_z"].item() == pytest.approx(0.25 * full["sim_z"].item())
+    assert start["sim_s"].item() == 0.0 and start["self"].item() == full["self"].item()
+
+
+@pytest.mark.parametrize("encoder", ["conv", "condconv"])
+def test_full_resolution_skips_forward_shapes(encoder):
+    torch.manual_seed(0)
+    model = build_model("disentangle", preset="cpu", encoder=encoder)
+    assert model.config.full_resolution_skips and model.config.context == 1
+    images = torch.randn(2, 4, 1, 64, 64)
+    available = torch.tensor([[True, False, True, True], [True, True, True, True]])
+    out = model(images, available)
+    assert out.recon.shape == (2, 4, 4, 1, 64, 64) and out.s.shape == (2, 4, 4, 64, 64)
+    # The full-resolution path reaches s: a one-pixel change of the input changes s at that pixel.
+    with torch.no_grad():
+        model.eval()
+        s0 = model.anatomy(images, available)
+        bumped = images.clone()
+        bumped[:, :, :, 31, 17] += 3.0
+        s1 = model.anatomy(bumped, available)
+    assert (s1 - s0)[:, :, :, 31, 17].abs().max() > 1e-6

@@ -1,4 +1,4 @@
-"""Typed config of the disentanglement family (Ouyang et al. 2021) with its two presets."""
+"""Typed config of the disentanglement family (Ouyang et al. 2021), its presets and their training budgets."""
 
 from __future__ import annotations
 
@@ -31,6 +31,9 @@ class DisentangleConfig:
     decoder_widths: tuple[int, ...] = (128, 128, 64, 32, 16)  # FC(z) -> widths[0] x H/2^n x W/2^n (code: 128)
     spade_hidden: int = 64  # hidden channels of each SPADE modulation net (ours)
     decoder_head: Literal["per_target", "condconv"] = "per_target"  # how D is conditioned on the TARGET
+    # x -> E^A's last conv and s -> D's head at full resolution (ours; False = the paper's networks,
+    # where everything passes through H/2: a 2x down/up-sampled ground truth scores SSIM 0.70 at 64x64)
+    full_resolution_skips: bool = False
     # --- losses ------------------------------------------------------------------------
     regulariser: Literal["na", "adv", "sim"] = "sim"  # Table 1 rows: +NA, +Adv, +Sim
     lambda_c: float = 2.0  # cross-reconstruction (paper)
@@ -40,6 +43,8 @@ class DisentangleConfig:
     alpha_s: float = 0.1  # margin on f(s) (paper)
     alpha_z: float = 0.1  # margin on z (paper)
     sim_pool: int = 16  # f = MaxPool(sim_pool x sim_pool) + flatten (code: 16)
+    sim_warmup_steps: int = 0  # lambda_s, lambda_z ramped linearly from 0 over these steps (ours; 0 = paper)
+    recon_background_weight: float = 1.0  # L1 weight of pixels outside the brain mask (ours; 1 = paper's plain L1)
     lambda_adv: float = 0.1  # +Adv: weight of the encoder's fool-the-discriminator term (ours)
     discriminator_widths: tuple[int, ...] = (32, 64, 128, 128)  # +Adv discriminator on s (ours)
     # --- optimisation --------------------------------------------------------------------
@@ -75,11 +80,12 @@ class DisentangleConfig:
         need(self.spade_hidden >= 1, "spade_hidden", "must be >= 1")
         need(len(self.discriminator_widths) >= 1, "discriminator_widths", "must be non-empty")
         for field in ("lambda_c", "lambda_l", "lambda_s", "lambda_z", "lambda_adv", "alpha_s", "alpha_z",
-                      "weight_decay"):
+                      "weight_decay", "recon_background_weight"):
             need(getattr(self, field) >= 0, field, "must be >= 0")
         for field in ("lr", "discriminator_lr"):
             need(getattr(self, field) > 0, field, "must be > 0")
         need(0 < self.plateau_factor < 1, "plateau_factor", "must be in (0, 1)")
+        need(self.sim_warmup_steps >= 0, "sim_warmup_steps", "must be >= 0")
         need(self.plateau_patience >= 0, "plateau_patience", "must be >= 0")
         # Spatial sizes: every stride-2 path must land on whole pixels, f must pool whole windows.
         for field in ("unet_widths", "modality_widths", "decoder_widths"):
@@ -98,16 +104,46 @@ class DisentangleConfig:
 
     @classmethod
     def preset(cls, name: str) -> "DisentangleConfig":
-        """``"paper"``: 192x160, the paper's widths. ``"tiny"``: 64x64, narrow (CPU tests, demo)."""
+        """``"paper"``: 192x160, the paper's widths. ``"tiny"``: 64x64, narrow (CPU tests, demo).
+
+        ``"cpu"``: ``tiny``'s widths with the settings that learn within minutes on a 2-core CPU
+        (measured on the 64x64 phantom, docs/readme/40-disentangle.md): one slice of context,
+        full-resolution skips, lr 2e-3 without amsgrad, the similarity terms ramped in over the
+        first 500 steps, background pixels weighted 0.1 in the reconstruction L1. Train it with
+        ``budget("cpu")``.
+        """
         if name == "paper":
             return cls()
+        tiny = dict(
+            image_size=(64, 64),
+            unet_widths=(8, 16, 32, 32),
+            modality_widths=(8, 16, 32, 32),
+            decoder_widths=(32, 32, 16, 16),
+            spade_hidden=16,
+            discriminator_widths=(8, 16, 32),
+        )
         if name == "tiny":
-            return cls(
-                image_size=(64, 64),
-                unet_widths=(8, 16, 32, 32),
-                modality_widths=(8, 16, 32, 32),
-                decoder_widths=(32, 32, 16, 16),
-                spade_hidden=16,
-                discriminator_widths=(8, 16, 32),
-            )
-        raise ValueError(f"unknown DisentangleConfig preset {name!r}; known: ['paper', 'tiny']")
+            return cls(**tiny)
+        if name == "cpu":
+            return cls(**tiny, context=1, full_resolution_skips=True, lr=2e-3, amsgrad=False, sim_warmup_steps=500,
+                       recon_background_weight=0.1)
+        raise ValueError(f"unknown DisentangleConfig preset {name!r}; known: {list(PRESET_BUDGETS)}")
+
+    @classmethod
+    def budget(cls, preset: str) -> dict[str, int]:
+        """Training budget of a preset as un-prefixed TrainConfig overrides ({} = none).
+
+        ``cpu``: ~12 min of training + validation with 2 Ray Train CPU workers, 1 thread each
+        (``batch_size`` is per worker; batches hold distinct subjects).
+        """
+        if preset not in PRESET_BUDGETS:
+            raise ValueError(f"unknown DisentangleConfig preset {preset!r}; known: {list(PRESET_BUDGETS)}")
+        return dict(PRESET_BUDGETS[preset])
+
+
+# Training budgets per preset (TrainConfig field overrides); presets without one map to {}.
+PRESET_BUDGETS: dict[str, dict[str, int]] = {
+    "paper": {},
+    "tiny": {},
+    "cpu": {"epochs": 12, "max_steps_per_epoch": 65, "batch_size": 6, "max_val_steps": 10},
+}

@@ -101,22 +101,33 @@ class DisentangleFamily(ModelFamily):
             scheduler.step(float(value))
 
     # --- training -------------------------------------------------------------------------------
-    def losses(self, out: DisentangleOutput, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Every weighted term of the encoder/decoder objective (``total`` is their sum)."""
+    def losses(self, out: DisentangleOutput, batch: Mapping[str, torch.Tensor],
+               global_step: int | None = None) -> dict[str, torch.Tensor]:
+        """Every weighted term of the encoder/decoder objective (``total`` is their sum).
+
+        ``global_step`` drives the similarity warm-up (``sim_warmup_steps``); None = warm-up done.
+        """
         c = self.config
         images = batch["images"]
         available = batch["available"].bool()
+        weight = None
+        if c.recon_background_weight != 1.0 and "mask" in batch:
+            brain = batch["mask"].to(images.device).float()
+            weight = brain + c.recon_background_weight * (1.0 - brain)  # [B, H, W]
         terms = {
-            "self": pair_l1(out.recon, images, out.pair_valid, cross=False),
-            "cross": c.lambda_c * pair_l1(out.recon, images, out.pair_valid, cross=True),
+            "self": pair_l1(out.recon, images, out.pair_valid, cross=False, pixel_weight=weight),
+            "cross": c.lambda_c * pair_l1(out.recon, images, out.pair_valid, cross=True, pixel_weight=weight),
             "latent": c.lambda_l * latent_consistency(out.z_reencoded, out.z, out.pair_valid),
         }
         if c.regulariser == "sim":
             fs = pooled_anatomy(out.s.float(), c.sim_pool)  # f(s) in fp32 even under autocast
             loss_s, loss_z = similarity_margin_loss(fs, out.z.float(), batch["subject"], available,
                                                     c.alpha_s, c.alpha_z)
-            terms["sim_s"] = c.lambda_s * loss_s
-            terms["sim_z"] = c.lambda_z * loss_z
+            ramp = 1.0
+            if c.sim_warmup_steps > 0 and global_step is not None:
+                ramp = min(1.0, global_step / c.sim_warmup_steps)
+            terms["sim_s"] = ramp * c.lambda_s * loss_s
+            terms["sim_z"] = ramp * c.lambda_z * loss_z
         if c.regulariser == "adv":
             # unwrap: the encoder's step must not touch the discriminator's DDP reducer.
             terms["adv"] = c.lambda_adv * confusion_loss(unwrap(self.modules["discriminator"])(out.anatomy_rows))
@@ -142,7 +153,7 @@ class DisentangleFamily(ModelFamily):
             if math.isfinite(logs["loss/discriminator"]):
                 ctx.optimise(self.optimizers["discriminator"], disc_loss, self.modules["discriminator"].parameters())
         with ctx.autocast():
-            terms = self.losses(out, batch)
+            terms = self.losses(out, batch, ctx.global_step)
         logs.update({f"loss/{name}": float(value.detach()) for name, value in terms.items()})
         if math.isfinite(logs["loss/total"]):  # else the loop stops the run on the returned value
             ctx.optimise(self.optimizers["model"], terms["total"], self.modules["model"].parameters())

@@ -16,7 +16,8 @@ def masked_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return (values * valid).sum() / valid.sum().clamp(min=1.0)
 
 
-def pair_l1(recon: torch.Tensor, images: torch.Tensor, pair_valid: torch.Tensor, cross: bool) -> torch.Tensor:
+def pair_l1(recon: torch.Tensor, images: torch.Tensor, pair_valid: torch.Tensor, cross: bool,
+            pixel_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Self-recon (``cross=False``, i == j) or cross-recon (``cross=True``, i != j) L1.
 
     Paper sec. 3.1, L_self-recon and L_cross-recon (lambda_c applied by the caller).
@@ -24,13 +25,20 @@ def pair_l1(recon: torch.Tensor, images: torch.Tensor, pair_valid: torch.Tensor,
         recon: [B, M, M, K, H, W], recon[b, i, j] = D(E^A(x_i), E^M(x_j) | target j).
         images: [B, M, K, H, W] inputs (the targets x_j).
         pair_valid: [B, M, M] bool, both modalities available.
+        pixel_weight: optional [B, H, W] non-negative weights; the per-image error is then the
+            weighted mean sum(w |e|) / sum(w) over pixels (all K slices). None = plain mean.
     Returns:
-        scalar: mean over valid pairs of the per-image mean absolute error.
+        scalar: mean over valid pairs of the per-image (weighted) mean absolute error.
     """
     m = images.shape[1]
     eye = torch.eye(m, dtype=torch.bool, device=images.device)
     valid = pair_valid & (~eye if cross else eye)
-    error = (recon.float() - images.float().unsqueeze(1)).abs().mean(dim=(-3, -2, -1))  # [B, M, M]
+    error = (recon.float() - images.float().unsqueeze(1)).abs()  # [B, M, M, K, H, W]
+    if pixel_weight is None:
+        error = error.mean(dim=(-3, -2, -1))  # [B, M, M]
+    else:
+        w = pixel_weight.float()[:, None, None, None]  # [B, 1, 1, 1, H, W]
+        error = (error * w).mean(dim=-3).sum(dim=(-2, -1)) / w.sum(dim=(-2, -1)).squeeze(-1).clamp(min=1e-6)
     return masked_mean(error, valid)
 
 

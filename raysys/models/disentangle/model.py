@@ -53,7 +53,8 @@ class DisentangleModel(nn.Module):
         m, k, size = len(modalities), config.context, tuple(config.image_size)
 
         def anatomy_encoder(kind: str) -> AnatomyEncoder:
-            return AnatomyEncoder(k, config.unet_widths, config.anatomy_channels, kind, m, config.n_experts)
+            return AnatomyEncoder(k, config.unet_widths, config.anatomy_channels, kind, m, config.n_experts,
+                                  input_skip=config.full_resolution_skips)
 
         def modality_encoder(kind: str) -> ModalityEncoder:
             return ModalityEncoder(k, config.modality_widths, size, config.z_dim, kind, m, config.n_experts)
@@ -65,7 +66,8 @@ class DisentangleModel(nn.Module):
             self.anatomy_encoder = anatomy_encoder("condconv")
             self.modality_encoder = modality_encoder("condconv")
         self.decoder = SPADEDecoder(config.anatomy_channels, config.z_dim, config.decoder_widths, size, k, m,
-                                    config.spade_hidden, config.decoder_head, config.n_experts)
+                                    config.spade_hidden, config.decoder_head, config.n_experts,
+                                    anatomy_skip=config.full_resolution_skips)
 
     # --- training forward ----------------------------------------------------------------
     def forward(self, images: torch.Tensor, available: torch.Tensor) -> DisentangleOutput:

@@ -64,7 +64,8 @@ class SPADEDecoder(nn.Module):
     """
 
     def __init__(self, anatomy_channels: int, z_dim: int, widths: Sequence[int], image_size: tuple[int, int],
-                 out_channels: int, n_modalities: int, spade_hidden: int, head: str = "per_target", n_experts: int = 3):
+                 out_channels: int, n_modalities: int, spade_hidden: int, head: str = "per_target", n_experts: int = 3,
+                 anatomy_skip: bool = False):
         super().__init__()
         stride = 2 ** len(widths)
         self.start_shape = (widths[0], image_size[0] // stride, image_size[1] // stride)
@@ -75,10 +76,17 @@ class SPADEDecoder(nn.Module):
             self.blocks.append(SPADEResBlock(channels, width, anatomy_channels, spade_hidden))
             channels = width
 
+        # anatomy_skip (ours): full-resolution s joins the head's input (the last SPADE block runs at H/2).
+        self.anatomy_skip = anatomy_skip
+        head_in = channels + (anatomy_channels if anatomy_skip else 0)
+
         def head_net(kind: str) -> RoutedSequential:
+            # LeakyReLU, as SPADE's image head: the last block's output is not normalised, and
+            # with ReLU it drifted all-negative within ~20 steps (tiny preset, lr 2e-3), which
+            # cut every gradient to the decoder and froze the output at a constant image.
             return RoutedSequential(
-                nn.ReLU(), make_conv(kind, channels, channels, 3, 1, 1, n_modalities, n_experts), nn.ReLU(),
-                make_conv(kind, channels, out_channels, 3, 1, 1, n_modalities, n_experts),
+                nn.LeakyReLU(0.2), make_conv(kind, head_in, channels, 3, 1, 1, n_modalities, n_experts),
+                nn.LeakyReLU(0.2), make_conv(kind, channels, out_channels, 3, 1, 1, n_modalities, n_experts),
             )
 
         if head == "per_target":
@@ -92,5 +100,9 @@ class SPADEDecoder(nn.Module):
         """s [N, C, H, W], z [N, z_dim], target [N] modality index -> [N, K, H, W]."""
         h = self.fc(z).view(z.shape[0], *self.start_shape)
         for block in self.blocks:
-            h = F.interpolate(block(h, s), scale_factor=2, mode="nearest")
+            # s resized once per scale (its SPADE layers then skip their own resize): same values.
+            s_here = F.interpolate(s, size=h.shape[-2:], mode="area") if s.shape[-2:] != h.shape[-2:] else s
+            h = F.interpolate(block(h, s_here), scale_factor=2, mode="nearest")
+        if self.anatomy_skip:
+            h = torch.cat([h, s], dim=1)
         return self.head(h, target)

@@ -16,14 +16,16 @@ class AnatomyEncoder(nn.Module):
     ``C_k`` = Conv 4x4 stride 2 - BatchNorm - LeakyReLU(0.2); ``CD_k`` = Upsample x2 - Conv 3x3 -
     BatchNorm - ReLU, with the U-Net skip (concatenation) of the encoder level at the same size.
     The last level is upsampled to full size and mapped by a 3x3 conv to C channels; a plain
-    softmax over C (no extra "null" logit as in the released code).
+    softmax over C (no extra "null" logit as in the released code). With ``input_skip`` (ours)
+    the input x is concatenated to that last conv's input: otherwise every path to s passes
+    through H/2 (the first conv has stride 2), which caps self-reconstruction SSIM at 64x64.
 
     Convs are routed (PlainConv or CondConv2d via ``conv_kind``); BatchNorm is shared.
     Input x [N, K, H, W] with route [N]; output s [N, C, H, W], channels sum to 1.
     """
 
     def __init__(self, in_channels: int, widths: Sequence[int], out_channels: int, conv_kind: str = "conv",
-                 n_routes: int = 1, n_experts: int = 3):
+                 n_routes: int = 1, n_experts: int = 3, input_skip: bool = False):
         super().__init__()
 
         def conv(cin: int, cout: int, k: int, stride: int, pad: int):
@@ -40,15 +42,23 @@ class AnatomyEncoder(nn.Module):
             self.up.append(RoutedSequential(nn.Upsample(scale_factor=2, mode="nearest"), conv(channels, skip, 3, 1, 1),
                                             nn.BatchNorm2d(skip), nn.ReLU()))
             channels = 2 * skip  # concatenated with the skip
-        self.head = RoutedSequential(nn.Upsample(scale_factor=2, mode="nearest"), conv(channels, out_channels, 3, 1, 1))
+        # input_skip (ours): the input joins the last conv, the only full-resolution path to s.
+        self.input_skip = input_skip
+        head_in = channels + (in_channels if input_skip else 0)
+        self.head = RoutedSequential(nn.Upsample(scale_factor=2, mode="nearest"), conv(head_in, out_channels, 3, 1, 1))
 
     def forward(self, x: torch.Tensor, route: torch.Tensor) -> torch.Tensor:
         """x [N, K, H, W], route [N] -> s [N, C, H, W] (softmax over C)."""
-        skips = []
+        skips, image = [], x
         for block in self.down:
             x = block(x, route)
             skips.append(x)
         skips.pop()  # the bottleneck is not a skip
         for block in self.up:
             x = torch.cat([block(x, route), skips.pop()], dim=1)
-        return torch.softmax(self.head(x, route), dim=1)
+        if self.input_skip:
+            upsample, last_conv = self.head.layers
+            logits = last_conv(torch.cat([upsample(x), image], dim=1), route)
+        else:
+            logits = self.head(x, route)
+        return torch.softmax(logits, dim=1)
