@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils.data import default_collate
 
-from raysys.data import SliceDataset
 from raysys.models import build_family
 from raysys.models.family import StepContext
 from raysys.models.metrics import masked_ssim
@@ -19,36 +17,6 @@ from raysys.models.metrics import masked_ssim
 torch.set_num_threads(1)
 STEPS = 200
 MIN_SSIM = 0.9  # self-reconstruction of the observed modalities from all of them
-BATCH = 4
-
-
-@pytest.fixture(scope="module")
-def phantom_batch(tiny_store):
-    """Four slices with the largest brain masks from distinct subjects (their own availability)."""
-    dataset = SliceDataset(tiny_store, split="train")
-    areas = sorted(((int(dataset[i]["mask"].sum()), i) for i in range(len(dataset))), reverse=True)
-    chosen, subjects = [], set()
-    for _, index in areas:
-        subject = int(dataset[index]["subject"])
-        if subject not in subjects:
-            chosen.append(index)
-            subjects.add(subject)
-        if len(chosen) == BATCH:
-            break
-    return default_collate([dataset[i] for i in chosen]), dataset.value_range
-
-
-def self_reconstruction_ssim(family, batch, value_range) -> float:
-    """Mean SSIM of every observed modality synthesised from all observed ones (harmonisation)."""
-    model = family.inference_module()
-    images = batch["images"]
-    if images.dim() == 5:
-        images = images[:, :, images.shape[2] // 2]
-    mask, available = batch["mask"].bool(), batch["available"].bool()
-    out = model.synthesise(images, available, mask=mask)
-    m = images.shape[1]
-    ssim = masked_ssim(out.flatten(0, 1), images.flatten(0, 1), mask.repeat_interleave(m, 0), value_range)
-    return float(ssim[available.flatten()].mean())
 
 
 @pytest.mark.slow
