@@ -19,6 +19,19 @@ STEPS = 200
 MIN_SSIM = 0.9  # self-reconstruction of the observed modalities from all of them
 
 
+def self_reconstruction_ssim(family, batch, value_range) -> float:
+    """Mean SSIM of every observed modality synthesised from all observed ones (harmonisation)."""
+    model = family.inference_module()
+    images = batch["images"]
+    if images.dim() == 5:
+        images = images[:, :, images.shape[2] // 2]
+    mask, available = batch["mask"].bool(), batch["available"].bool()
+    out = model.synthesise(images, available, mask=mask)
+    m = images.shape[1]
+    ssim = masked_ssim(out.flatten(0, 1), images.flatten(0, 1), mask.repeat_interleave(m, 0), value_range)
+    return float(ssim[available.flatten()].mean())
+
+
 @pytest.mark.slow
 def test_cpu_preset_reconstructs_a_fixed_batch(phantom_batch):
     batch, value_range = phantom_batch
