@@ -114,9 +114,11 @@ def close_trial_runs(tracking_uri: str, experiment: str, parent_run_id: str, err
             status = "FAILED"
         else:
             epoch = int(run.data.metrics.get("epoch", 0))
-            client.set_tag(run.info.run_id, "raysys.stopped", "asha" if epoch < max_epochs else "driver")
-            client.set_tag(run.info.run_id, "raysys.stopped_epoch", str(epoch))
-            status = "FINISHED"
+            if epoch < max_epochs:
+                client.set_tag(run.info.run_id, "raysys.stopped", "asha")
+                client.set_tag(run.info.run_id, "raysys.stopped_epoch", str(epoch))
+            status = "FINISHED"  # a trial at max_t, too, is ended by the scheduler before its loop closes it
+        client.set_tag(run.info.run_id, "raysys.closed_by", "study")
         client.set_terminated(run.info.run_id, status=status)
         closed[trial] = status
     return closed

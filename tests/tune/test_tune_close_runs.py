@@ -30,7 +30,8 @@ def test_stopped_and_errored_trials_are_closed_with_their_reason(tmp_path):
     get = lambda trial: client.get_run(runs[trial])  # noqa: E731
     assert get("t_00001").info.status == "FINISHED"
     assert get("t_00001").data.tags["raysys.stopped"] == "asha" and get("t_00001").data.tags["raysys.stopped_epoch"] == "1"
-    assert get("t_00000").data.tags["raysys.stopped"] == "driver"
+    assert "raysys.stopped" not in get("t_00000").data.tags  # reached max_epochs: not an early stop
+    assert all(get(t).data.tags["raysys.closed_by"] == "study" for t in ("t_00000", "t_00001", "t_00002"))
     assert get("t_00002").info.status == "FAILED" and get("t_00002").data.tags["raysys.error"] == "ValueError: nan loss"
     assert "raysys.stopped" not in get("t_00003").data.tags
     assert client.get_run(other).info.status == "RUNNING"
