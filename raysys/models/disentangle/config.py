@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import ClassVar, Literal, Mapping
+
+from raysys.models.presets import PresetBudgets
 
 
 @dataclasses.dataclass(frozen=True)
-class DisentangleConfig:
+class DisentangleConfig(PresetBudgets):
     """Every knob of the model, its losses and its optimiser. Defaults = the ``paper`` preset.
 
     Values marked "paper" are stated in the paper (sec. 4.2); "code" came from the released
     code; "ours" is a choice the paper does not make (see docs/readme/40-disentangle.md).
     """
+
+    # Training budget of each preset (``budget(preset)``): ``cpu`` is ~12 min of training +
+    # validation with 2 Ray Train CPU workers, 1 thread each (``batch_size`` is per worker;
+    # batches hold distinct subjects).
+    PRESET_BUDGETS: ClassVar[Mapping[str, Mapping[str, int]]] = {
+        "paper": {},
+        "tiny": {},
+        "cpu": {"epochs": 12, "max_steps_per_epoch": 65, "batch_size": 6, "max_val_steps": 10},
+    }
 
     # --- input -----------------------------------------------------------------------
     image_size: tuple[int, int] = (192, 160)  # [H, W]; paper's BraTS crop
@@ -127,23 +138,4 @@ class DisentangleConfig:
         if name == "cpu":
             return cls(**tiny, context=1, full_resolution_skips=True, lr=2e-3, amsgrad=False, sim_warmup_steps=500,
                        recon_background_weight=0.1)
-        raise ValueError(f"unknown DisentangleConfig preset {name!r}; known: {list(PRESET_BUDGETS)}")
-
-    @classmethod
-    def budget(cls, preset: str) -> dict[str, int]:
-        """Training budget of a preset as un-prefixed TrainConfig overrides ({} = none).
-
-        ``cpu``: ~12 min of training + validation with 2 Ray Train CPU workers, 1 thread each
-        (``batch_size`` is per worker; batches hold distinct subjects).
-        """
-        if preset not in PRESET_BUDGETS:
-            raise ValueError(f"unknown DisentangleConfig preset {preset!r}; known: {list(PRESET_BUDGETS)}")
-        return dict(PRESET_BUDGETS[preset])
-
-
-# Training budgets per preset (TrainConfig field overrides); presets without one map to {}.
-PRESET_BUDGETS: dict[str, dict[str, int]] = {
-    "paper": {},
-    "tiny": {},
-    "cpu": {"epochs": 12, "max_steps_per_epoch": 65, "batch_size": 6, "max_val_steps": 10},
-}
+        raise ValueError(f"unknown DisentangleConfig preset {name!r}; known: {list(cls.PRESET_BUDGETS)}")

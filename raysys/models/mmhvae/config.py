@@ -8,7 +8,9 @@ groups (resolution ``image_size / 2**(g-1)`` for group g) plus the vector group 
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import ClassVar, Literal, Mapping
+
+from raysys.models.presets import PresetBudgets
 
 # The paper's ablation (Sec. 4.4.2) at L_max = 7: which groups carry a latent for each L.
 PAPER_GROUPS_AT_7: dict[int, tuple[int, ...]] = {
@@ -38,12 +40,21 @@ def latent_groups(levels: int, max_levels: int) -> tuple[int, ...]:
 
 
 @dataclasses.dataclass(frozen=True)
-class MMHVAEConfig:
+class MMHVAEConfig(PresetBudgets):
     """Every knob of the model, the objective and the optimisers (defaults = the paper preset).
 
     ``data_range`` is mapped linearly onto [-1, 1] (the tanh heads' range) and back; the train
     loop sets it from the store's fixed ``value_range`` and metrics use it as PSNR/SSIM range.
     """
+
+    # Training budget of each preset (``budget(preset)``): ``cpu`` trains in about 10 minutes with 2
+    # DDP CPU workers. 2 workers x batch 8 see the 12 training subjects' ~840 slices in ~52 steps each,
+    # so an epoch is about one pass; the cap keeps a 1-worker epoch (the demo's trials) as short.
+    PRESET_BUDGETS: ClassVar[Mapping[str, Mapping[str, int]]] = {
+        "paper": {},
+        "tiny": {},
+        "cpu": {"epochs": 10, "max_steps_per_epoch": 55, "batch_size": 8, "max_val_steps": 4},
+    }
 
     data_range: tuple[float, float] = (0.0, 1.0)
     # Data-space value outside the brain mask, written by the model there (targets and outputs).
@@ -225,23 +236,4 @@ class MMHVAEConfig:
                 disc_channels=8,
                 disc_layers=3,
             )
-        raise ValueError(f"unknown MMHVAE preset {name!r}; known: {list(PRESET_BUDGETS)}")
-
-    @classmethod
-    def budget(cls, preset: str) -> dict[str, int]:
-        """Training budget of a preset as un-prefixed TrainConfig overrides (``epochs``,
-        ``max_steps_per_epoch``, ``batch_size`` per worker, ``max_val_steps``); ``{}`` when the
-        preset has none. ``cpu``: about 12 minutes of training and validation with 2 DDP CPU workers."""
-        if preset not in PRESET_BUDGETS:
-            raise ValueError(f"unknown MMHVAE preset {preset!r}; known: {list(PRESET_BUDGETS)}")
-        return dict(PRESET_BUDGETS[preset])
-
-
-# Per-preset training budgets (MMHVAEConfig.budget); presets without one map to {}.
-PRESET_BUDGETS: dict[str, dict[str, int]] = {
-    "paper": {},
-    "tiny": {},
-    # 2 workers x batch 8 see the 12 training subjects' ~840 slices in ~52 steps each, so an
-    # epoch is about one pass; the cap keeps a 1-worker epoch (the demo's trials) as short.
-    "cpu": {"epochs": 10, "max_steps_per_epoch": 55, "batch_size": 8, "max_val_steps": 4},
-}
+        raise ValueError(f"unknown MMHVAE preset {name!r}; known: {list(cls.PRESET_BUDGETS)}")

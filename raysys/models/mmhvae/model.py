@@ -19,7 +19,6 @@ from raysys.models.mmhvae.heads import ImageHead
 from raysys.models.mmhvae.topdown import Evidence, TopDown, TopDownResult
 
 
-
 @dataclasses.dataclass
 class Encoding:
     """Per-modality encoder outputs for B samples (``poe`` / ``average``): skips[k]
