@@ -23,7 +23,7 @@ import numpy as np
 
 from raysys.data.store import Store
 from raysys.evaluate.scoring import score_slices
-from raysys.evaluate.slices import SubjectSlices, evenly_spaced
+from raysys.evaluate.slices import SubjectSlices, read_subject
 
 ZEROS, MEAN, COPY = "baseline:zeros", "baseline:mean", "baseline:copy"
 BASELINES = (ZEROS, MEAN, COPY)
@@ -101,17 +101,14 @@ class CopyBaseline:
         modalities = store.modalities
         scores: dict[tuple[str, str], list[np.ndarray]] = {}
         for s in subjects:
-            available = store.available(s)
-            mask = np.asarray(store.volume(s, "mask")).astype(bool)
-            keep = np.flatnonzero(mask.reshape(mask.shape[0], -1).any(1))
-            keep = keep[evenly_spaced(keep.size, max_slices)]
-            have = [m for m in modalities if available[m]]
-            volumes = {m: np.asarray(store.volume(s, m), dtype=np.float32)[keep] for m in have}
+            subject = read_subject(store, int(s), context=1, max_slices=max_slices)
+            have = [j for j, m in enumerate(modalities) if subject.available[m]]
             for target in have:
                 for source in have:
                     if source != target:
-                        _, ssim = score_slices(volumes[source], volumes[target], mask[keep], store.value_range)
-                        scores.setdefault((source, target), []).append(ssim)
+                        _, ssim = score_slices(subject.centre(source), subject.centre(target), subject.mask,
+                                               store.value_range)
+                        scores.setdefault((modalities[source], modalities[target]), []).append(ssim)
         means = {pair: float(np.mean(np.concatenate(v))) for pair, v in scores.items()}
         return cls(rank_sources(means, modalities), modalities)
 

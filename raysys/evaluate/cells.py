@@ -30,11 +30,6 @@ class Cell:
         """The inputs as written in the CSVs: names joined by ``+`` in store order."""
         return inputs_label(self.inputs)
 
-    @property
-    def is_self(self) -> bool:
-        """True when the target is among the inputs (harmonisation / self-reconstruction)."""
-        return self.target in self.inputs
-
 
 def inputs_label(inputs: Iterable[str]) -> str:
     return "+".join(inputs)

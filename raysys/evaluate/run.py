@@ -247,28 +247,26 @@ def _score_subject(subject: SubjectSlices, methods: Sequence[Any], cells: Sequen
         targets = [c.target for c in group]
         scores: dict[tuple[str, str], list[np.ndarray]] = {}
         for b, batch in enumerate(batches):
-            pending: list[tuple[tuple[str, str], np.ndarray, np.ndarray]] = []
+            pending: list[tuple[str, str, tuple | None, np.ndarray]] = []  # (method, target, cache key, prediction)
             for method in methods:
                 key_of = getattr(method, "cache_key", None)
+                keys = {t: None if key_of is None else key_of(inputs, t) for t in targets}
                 todo = []
-                for target in targets:
-                    key = None if key_of is None else key_of(inputs, target)
+                for target, key in keys.items():
                     if key is not None and (method.name, target, key, b) in cache:
                         scores.setdefault((method.name, target), []).append(cache[(method.name, target, key, b)])
                     else:
                         todo.append(target)
                 for target, pred in method.predict(subject, batch, inputs, todo).items():
-                    pending.append(((method.name, target), pred, subject.centre(index[target])[batch]))
+                    pending.append((method.name, target, keys[target], pred))
             if not pending:
                 continue
-            mask = subject.mask[batch]
-            psnr, ssim = score_slices(np.concatenate([p for _, p, _ in pending]), np.concatenate([t for _, _, t in pending]),
-                                      np.concatenate([mask] * len(pending)), value_range)
-            for i, ((name, target), _, _) in enumerate(pending):
+            truth = np.concatenate([subject.centre(index[target])[batch] for _, target, _, _ in pending])
+            psnr, ssim = score_slices(np.concatenate([p for *_, p in pending]), truth,
+                                      np.concatenate([subject.mask[batch]] * len(pending)), value_range)
+            for i, (name, target, key, _) in enumerate(pending):
                 value = np.stack([psnr[i * len(batch):(i + 1) * len(batch)], ssim[i * len(batch):(i + 1) * len(batch)]])
                 scores.setdefault((name, target), []).append(value)
-                method = next(m for m in methods if m.name == name)
-                key = getattr(method, "cache_key", lambda *_: None)(inputs, target)
                 if key is not None:
                     cache[(name, target, key, b)] = value
         label = "+".join(inputs)

@@ -41,14 +41,13 @@ def evenly_spaced(n: int, k: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, n - 1, k)).astype(int))
 
 
-def read_subject(store: Store, subject: int | str, context: int = 1, max_slices: int = 0,
-                 brain_only: bool = True) -> SubjectSlices:
-    """One subject's slices with brain (``brain_only``), ``max_slices`` > 0 evenly subsampled."""
+def read_subject(store: Store, subject: int | str, context: int = 1, max_slices: int = 0) -> SubjectSlices:
+    """One subject's slices with brain, ``max_slices`` > 0 evenly subsampled."""
     index = store.subject_index(subject)
     available = store.available(index)
     mask = np.asarray(store.volume(index, "mask")).astype(bool)          # [Z, H, W]
     count = int(mask.shape[0])
-    keep = np.flatnonzero(mask.reshape(count, -1).any(1)) if brain_only else np.arange(count)
+    keep = np.flatnonzero(mask.reshape(count, -1).any(1))
     keep = keep[evenly_spaced(keep.size, max_slices)]
     half = context // 2
     around = np.clip(keep[:, None] + np.arange(-half, half + 1)[None, :], 0, count - 1)  # [Z, K]

@@ -53,14 +53,15 @@ def summary_metrics(summary: Mapping[str, Any], split: str, model: str = "model"
 
 def registered_version(client: MlflowClient, uri: str) -> tuple[str, str] | None:
     """(name, version) of a ``models:/name/N`` or ``models:/name@alias`` URI; None otherwise."""
+    from raysys.registry import RegistryError
+    from raysys.registry import registered_version as resolve
+
     if not uri.startswith("models:/"):
         return None
-    ref = uri[len("models:/"):].strip("/")
-    if "@" in ref:
-        name, alias = ref.split("@", 1)
-        return name, str(client.get_model_version_by_alias(name, alias).version)
-    name, _, version = ref.partition("/")
-    return (name, version) if version.isdigit() else None
+    try:
+        return resolve(client, uri)
+    except RegistryError:
+        return None
 
 
 def log_evaluation(tracking_uri: str, out: str | Path, summary: Mapping[str, Any], model_uri: str, split: str,

@@ -65,6 +65,18 @@ def load(
     return wrap(module, meta, device)
 
 
+def registered_version(client, uri: str) -> tuple[str, str]:
+    """(name, version) of ``models:/name@alias`` or ``models:/name/N`` in ``client``'s registry."""
+    ref = uri[len("models:/"):].strip("/")
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        return name, str(client.get_model_version_by_alias(name, alias).version)
+    name, _, version = ref.partition("/")
+    if not version.isdigit():
+        raise RegistryError(f"model URI {uri!r} must be models:/<name>@<alias> or models:/<name>/<version>")
+    return name, version
+
+
 def _version_download_uri(uri: str, tracking_uri: str | None) -> str:
     """Resolve ``models:/name@alias`` or ``models:/name/version`` against ``tracking_uri``'s registry.
 
@@ -73,15 +85,7 @@ def _version_download_uri(uri: str, tracking_uri: str | None) -> str:
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
-    ref = uri[len("models:/"):].strip("/")
-    if "@" in ref:
-        name, alias = ref.split("@", 1)
-        version = client.get_model_version_by_alias(name, alias).version
-    else:
-        name, _, version = ref.partition("/")
-        if not version.isdigit():
-            raise RegistryError(f"model URI {uri!r} must be models:/<name>@<alias> or models:/<name>/<version>")
-    return client.get_model_version_download_uri(name, version)
+    return client.get_model_version_download_uri(*registered_version(client, uri))
 
 
-__all__ = ["DisentangleInference", "MMHVAEInference", "RegistryError", "load", "model_uri", "save_from_checkpoint", "save_model_dir"]
+__all__ = ["DisentangleInference", "MMHVAEInference", "RegistryError", "load", "model_uri", "registered_version", "save_from_checkpoint", "save_model_dir"]
