@@ -38,11 +38,11 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
 
 
 def phantom_batch(size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """B = 8 z-scored-looking slices: a disc of foreground with noise, background at -5."""
+    """B = 8 z-scored-looking slices: a disc of foreground with noise, background 0 (the store's value)."""
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
     mask = (xx**2 + yy**2 < 0.7).expand(BATCH, size, size)
     images = torch.randn(BATCH, len(DEFAULT_MODALITIES), size, size, generator=generator)
-    images = torch.where(mask[:, None], images, torch.full_like(images, -5.0))
+    images = torch.where(mask[:, None], images, torch.zeros_like(images))
     return {"images": images, "mask": mask, "available": torch.ones(BATCH, len(DEFAULT_MODALITIES), dtype=torch.bool)}
 
 
