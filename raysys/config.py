@@ -67,6 +67,42 @@ def from_flat(cls: type[T], flat: Mapping[str, Any], base: T | None = None) -> T
         raise ConfigError(f"{cls.__name__}: {err}") from err
 
 
+def split_flat(flat: Mapping[str, Any], bare: str | None = "model") -> tuple[dict[str, Any], dict[str, Any]]:
+    """``{"train.x": 1, "model.y": 2}`` -> ``({"x": 1}, {"y": 2})``: (train fields, model fields).
+
+    ``bare`` says where a key without a prefix goes: ``"model"`` (a ``--set``/``--fix`` key may
+    omit ``model.``), ``"train"``, or ``None`` to refuse it with a ``ConfigError``. The one rule
+    for every flat dict raysys reads (Tune params, checkpoints, MLflow params, CLI overrides).
+    """
+    from raysys.names import MODEL_KEY, TRAIN_KEY
+
+    train: dict[str, Any] = {}
+    model: dict[str, Any] = {}
+    for key, value in flat.items():
+        if key.startswith(TRAIN_KEY):
+            train[key[len(TRAIN_KEY):]] = value
+        elif key.startswith(MODEL_KEY):
+            model[key[len(MODEL_KEY):]] = value
+        elif bare == "model":
+            model[key] = value
+        elif bare == "train":
+            train[key] = value
+        else:
+            raise ConfigError(f"config key {key!r} has neither the 'train.' nor the 'model.' prefix")
+    return train, model
+
+
+def plain_values(value: Any) -> Any:
+    """Config values as JSON- and ``weights_only``-safe builtins (tuples -> lists, objects -> str)."""
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, (tuple, list)):
+        return [plain_values(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): plain_values(v) for k, v in value.items()}
+    return str(value)
+
+
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
     """``["a.b=3", "c=x"]`` -> ``{"a.b": "3", "c": "x"}`` (values coerced later by type)."""
     out: dict[str, Any] = {}
