@@ -34,17 +34,27 @@ _MAX_METRICS_PER_BATCH = 1000
 _MAX_PARAM_LENGTH = 6000
 
 
-def resolve_tracking_uri(uri: str | None = None) -> str:
-    """The tracking URI to use: ``uri``, else ``MLFLOW_TRACKING_URI``, else a sqlite file in the cwd.
+def resolve_tracking_uri(uri: str | None = None, default_dir: str | Path | None = None) -> str:
+    """The tracking URI to use: ``uri``, else ``MLFLOW_TRACKING_URI``, else ``<dir>/mlflow.db``.
 
+    ``<dir>`` is ``default_dir`` (a study keeps its database beside its storage) or the cwd.
     A bare filesystem path is turned into ``sqlite:////<abs path>`` when it ends in ``.db``.
+    The one resolver of raysys: call it on the driver, since Ray workers ``chdir``.
     """
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or str(Path.cwd() / "mlflow.db")
+    fallback = Path(default_dir).expanduser() if default_dir is not None else Path.cwd()
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or str(fallback / "mlflow.db")
     if "://" in uri or uri.startswith("databricks"):
         return uri
     if uri.endswith(".db"):
         return "sqlite:///" + str(Path(uri).resolve())  # -> sqlite:////abs/path.db
     raise ValueError(f"tracking URI {uri!r} is neither a URI (scheme://...) nor a path to a .db file")
+
+
+def local_path(url: str) -> str | None:
+    """The absolute local path of a plain path or ``file://`` URL; None for other fsspec URLs."""
+    if "://" in url and not url.startswith("file://"):
+        return None
+    return str(Path(url.removeprefix("file://")).expanduser().resolve())
 
 
 def _sqlite_artifact_root(uri: str) -> str | None:
