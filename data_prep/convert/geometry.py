@@ -78,9 +78,11 @@ def fit_in_plane(stack: np.ndarray, size: tuple[int, int], order: int,
     if order == 1:
         rows = _linear_matrix(padded_h, size[0], top + offset[0], height)      # [H, h]
         cols = _linear_matrix(padded_w, size[1], left + offset[1], width)      # [W, w]
-        if stack.strides[1] < 0:     # rows flipped (an axial view): un-flip, flip the row weights
-            stack, rows = stack[:, ::-1, :], rows[:, ::-1]
-        stack = np.ascontiguousarray(stack, dtype=np.float32)           # no copy for C-ordered float32
+        # rows in volume order (posterior first), row weights flipped to match: an axial view
+        # becomes C-ordered without a copy, and the sums over rows run in one order whatever the
+        # input's layout, so every layout of one stack gives the same bits
+        stack, rows = stack[:, ::-1, :], rows[:, ::-1]
+        stack = np.ascontiguousarray(stack, dtype=np.float32)           # no copy for an axial view
         # only output pixels with a non-zero weight on the window are computed (all of them
         # without a window); the others stay 0
         r0, r1 = _nonzero_rows(rows)
@@ -127,10 +129,12 @@ def brain_mask(images: dict[str, np.ndarray], tissue: np.ndarray | None) -> np.n
     """
     if tissue is not None:
         return tissue > 0
-    first = next(iter(images.values()))
-    mean = np.empty(first.shape, dtype=np.float32, order="F" if first.flags.f_contiguous else "C")
-    flat = mean.ravel(order="K")                                  # a view: same memory, one pass each
+    # one accumulation path for every layout (saxpy rounds once, ``+=`` of a product twice): in
+    # the loader's Fortran order, which costs no copy for its volumes
+    mean = np.empty(next(iter(images.values())).shape, dtype=np.float32, order="F")
+    flat = mean.ravel(order="F")                                  # a view: same memory, one pass each
     for i, volume in enumerate(images.values()):
+        volume = np.asarray(volume).astype(np.float32, order="F", copy=False)
         sample = _sample(volume)
         positive = sample[sample > 0]
         scale = max(float(np.percentile(positive, 99)), 1e-12) if positive.size else 1.0
@@ -138,11 +142,7 @@ def brain_mask(images: dict[str, np.ndarray], tissue: np.ndarray | None) -> np.n
         if i == 0:
             np.multiply(volume, np.float32(weight), out=mean)
         else:
-            values = np.asarray(volume, dtype=np.float32)
-            if values.strides == mean.strides and (values.flags.c_contiguous or values.flags.f_contiguous):
-                saxpy(values.ravel(order="K"), flat, a=weight)      # mean += weight * volume, no temporary
-            else:
-                mean += values * np.float32(weight)
+            saxpy(volume.ravel(order="F"), flat, a=weight)          # mean += weight * volume, no temporary
     # Otsu over ALL voxels: it separates background (0 after skull stripping, or noise) from head/brain
     rough = mean > otsu_threshold(_sample(mean))
     del mean
@@ -178,12 +178,12 @@ ESTIMATE_SAMPLE_STEP = 7
 
 
 def _sample(volume: np.ndarray) -> np.ndarray:
-    """Every ``ESTIMATE_SAMPLE_STEP``-th plane along the axis slowest in memory: contiguous planes,
-    so a sample costs 1/7 of a pass over the volume (every 7th voxel would touch every cache line)."""
-    axis = int(np.argmax(np.abs(volume.strides)))
-    index = [slice(None)] * volume.ndim
-    index[axis] = slice(None, None, ESTIMATE_SAMPLE_STEP)
-    return volume[tuple(index)].ravel(order="K")
+    """Every ``ESTIMATE_SAMPLE_STEP``-th axial plane (last axis, Z), whatever the memory layout: the
+    same voxels, so the same percentile and Otsu level, for every orientation on disk. In the
+    loader's Fortran order these planes are contiguous, so a sample costs 1/7 of a pass over the
+    volume (every 7th voxel would touch every cache line); the order of the returned values
+    follows memory, and what is computed from them (percentile, histogram) ignores order."""
+    return volume[..., ::ESTIMATE_SAMPLE_STEP].ravel(order="K")
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:

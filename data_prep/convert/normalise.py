@@ -74,11 +74,11 @@ def apply(values: np.ndarray, mask: np.ndarray, offset: float, scale: float, met
 
 
 def inside(volume: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``volume[mask]`` (in some order): boolean indexing walks C order, so Fortran-ordered
-    (nibabel) arrays are indexed through their transposes, which reads memory sequentially."""
-    if volume.flags.f_contiguous and mask.flags.f_contiguous and volume.ndim > 1:
-        return volume.T[mask.T]
-    return volume[mask]
+    """``volume[mask]`` in Fortran (x fastest) order whatever the memory layout, so the float sums
+    over it (mean, std) round the same for every orientation on disk. Boolean indexing walks C
+    order, so it indexes the transposes: for the loader's Fortran-ordered volumes that reads
+    memory sequentially."""
+    return volume.T[mask.T]
 
 
 def _intensity_classes(volume: np.ndarray, mask: np.ndarray) -> np.ndarray:

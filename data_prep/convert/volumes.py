@@ -99,10 +99,15 @@ def _nifti_from_bytes(raw: bytes):
 
 
 def load_volume(path: str, integer: bool = False) -> tuple[np.ndarray, np.ndarray, str]:
-    """Read a 3-D volume in the closest canonical (RAS+) orientation.
+    """Read a 3-D volume in the closest canonical (RAS+) orientation and the canonical memory layout.
 
     Returns (data [X, Y, Z] float32, or uint8 when ``integer`` (labels/tissue: 0..255); affine
-    4x4; SHA-256 of the file). The data may be a read-only view of the decoded file. A 4-D volume
+    4x4; SHA-256 of the file). The data is always Fortran-ordered with positive strides, as
+    nibabel reads a RAS file (then it may be a read-only view of the decoded file, no copy): a
+    file stored flipped (LAS, ...) or with its axes permuted reorients to a view with negative
+    strides or in C order, and is copied into that one layout here, so every later reduction
+    (sample planes, sums, resizing products) runs in one order and the store is bit-identical
+    whatever the orientation on disk (tests/data_prep/test_convert_orientation.py). A 4-D volume
     whose 4th dimension is 1 is squeezed to 3-D; any other 4-D or 2-D volume is rejected.
     Single-file NIfTI (.nii, .nii.gz) is decoded from memory; other formats (.mgz, ...) by nib.load.
     """
@@ -143,9 +148,9 @@ def load_volume(path: str, integer: bool = False) -> tuple[np.ndarray, np.ndarra
             raw, low, high = np.rint(raw), np.rint(low), np.rint(high)
         if low < 0 or high > 255:
             raise InputError(path, f"values outside 0..255 ({low}..{high})")
-        data = raw.astype(np.uint8, copy=False)
+        data = raw.astype(np.uint8, order="F", copy=False)
     else:
-        data = raw.astype(np.float32, copy=False)
+        data = raw.astype(np.float32, order="F", copy=False)
     return data, np.asarray(image.affine, dtype=np.float64), sha
 
 
