@@ -84,8 +84,9 @@ def test_batches_hold_distinct_subjects_and_shard_evenly(tiny_store):
 
 def test_dataloader_with_two_worker_processes_returns_the_same_items(tiny_store):
     dataset = SliceDataset(tiny_store, split="train", fold=1, hide_prob=0.5, seed=2, preload=False)
-    pickle.loads(pickle.dumps(dataset))[0]   # picklable without open handles
-    dataset[0]                               # open zarr in the parent first: workers must reopen (fork)
+    unpickled = pickle.loads(pickle.dumps(dataset))[0]   # picklable without open handles
+    first = dataset[0]                                   # open zarr in the parent first: workers must reopen (fork)
+    assert all(torch.equal(unpickled[key], first[key]) for key in first)
     subset = Subset(dataset, list(range(0, len(dataset), 7))[:24])
     sampler = DistinctSubjectBatchSampler(dataset, batch_size=2, seed=0)
     in_process = list(DataLoader(subset, batch_size=6, num_workers=0))

@@ -96,10 +96,11 @@ def test_cli_exits_non_zero_with_a_summary_table(bad_cohort, tmp_path, capsys):
     assert err.count("error: ") == len(EXPECTED)
 
 
-def test_strict_stops_at_the_first_error_and_leaves_an_incomplete_store(bad_cohort, tmp_path):
-    url = str(tmp_path / "strict.zarr")
+def test_strict_stops_at_a_bad_file_found_while_listing_before_writing_anything(bad_cohort, tmp_path):
+    url = tmp_path / "strict.zarr"
     with pytest.raises(ConvertError, match=r"\.nii"):
-        convert(str(bad_cohort), url, size=(24, 24), folds=3, strict=True, progress=False)
+        convert(str(bad_cohort), str(url), size=(24, 24), folds=3, strict=True, progress=False)
+    assert not url.exists()  # a bad volume found while converting leaves an incomplete store (next test)
 
 
 def test_strict_error_in_a_volume_names_the_file(tmp_path):

@@ -16,10 +16,10 @@ from raysys.tracking import get_or_create_experiment
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "registry"))
 from registry_helpers import write_checkpoint  # noqa: E402
 
-pytestmark = pytest.mark.slow
 FILES = {"per_subject.csv", "table.csv", "table.md", "figure.png", "summary.json"}
 
 
+@pytest.mark.slow
 def test_evaluation_run_and_model_version_tags(tiny_store, model_dirs, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri, registry_uri=uri)

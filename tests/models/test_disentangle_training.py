@@ -102,7 +102,10 @@ def test_eval_step_returns_per_sample_metrics(phantom_batch):
     for epoch in range(family.config.plateau_patience + 2):
         family.on_epoch_end(epoch, {"psnr_cross": 20.0})
     assert family.optimizers["model"].param_groups[0]["lr"] == pytest.approx(family.config.lr * family.config.plateau_factor)
-    family.on_epoch_end(99, {"psnr_cross": float("nan")})  # ignored, no error
+    scheduler = family.schedulers["model"]
+    steps = scheduler.last_epoch
+    family.on_epoch_end(99, {"psnr_cross": float("nan")})  # ignored: the plateau scheduler does not step
+    assert scheduler.last_epoch == steps
 
 
 def test_state_dict_round_trip(phantom_batch):

@@ -14,8 +14,6 @@ from mlflow import MlflowClient
 
 from raysys.tune.study import PARETO_FILE, TUNE_TRIAL_ATTR, StudySpec, optuna_storage, run_study
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
-
 
 @pytest.fixture(scope="module")
 def local_ray():
@@ -24,6 +22,8 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_multi_objective_study_records_two_values_and_the_pareto_front(local_ray, tmp_path, tiny_store):
     # Full validation (max_val_steps=0): the val split's second subject gives the score its
     # other-subject references (the validation loader is ordered by subject).

@@ -23,21 +23,32 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
 TRIALS = 4
 
 DRIVER = r"""
-import sys, time
+import sys, threading
+from pathlib import Path
 import ray
 from ray import tune
 from raysys.tune.study import StudySpec, run_study
 
-def slow_trainable(config, context):
-    for epoch in range(context.train["epochs"]):
-        time.sleep(1.5)
-        tune.report({"objective": -1000 * config["model.lr"] + epoch, "epoch": epoch})
+storage, tracking, mode, ray_tmp, marks = sys.argv[1:6]
 
-storage, tracking, mode, ray_tmp = sys.argv[1:5]
+def trainable(config, context):
+    # In the first driver the second trial reports its first epoch, writes the "held" mark and then
+    # holds until the test kills the driver: the kill always lands inside a running trial.
+    marks_dir = Path(marks)
+    order = len(list(marks_dir.glob("started-*")))  # concurrency 1: trials start one after another
+    trial_id = tune.get_context().get_trial_id()
+    (marks_dir / f"started-{trial_id}").touch()
+    for epoch in range(context.train["epochs"]):
+        tune.report({"objective": -1000 * config["model.lr"] + epoch, "epoch": epoch})
+        if mode == "first" and order == 1:
+            (marks_dir / "held.tmp").write_text(trial_id)
+            (marks_dir / "held.tmp").rename(marks_dir / "held")  # appears whole
+            threading.Event().wait()
+
 ray.init(address="local", num_cpus=2, resources={"trial_driver": 1}, include_dashboard=False, _temp_dir=ray_tmp)
 spec = StudySpec(family="disentangle", data=None, name="resumable", storage=storage, trials=%d, max_epochs=2,
                  grace_epochs=2, concurrency=1, register=False, mode="max", tracking_uri=tracking, experiment="t")
-outcome = run_study(spec, resume=mode == "resume", trainable=slow_trainable)
+outcome = run_study(spec, resume=mode == "resume", trainable=trainable)
 print("OUTCOME", outcome.trials, len(outcome.errored), flush=True)
 """ % TRIALS
 
@@ -64,31 +75,55 @@ def completed(storage: Path) -> int:
     return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials())
 
 
+def snapshot_knows(study_dir: Path, trial_id: str, since: float) -> bool:
+    """Tune saved its experiment state (trial statuses and searcher) after ``since``, naming ``trial_id``."""
+    for path in study_dir.glob("experiment_state-*.json"):
+        try:
+            written, text = path.stat().st_mtime, path.read_text()
+            json.loads(text)
+        except (OSError, ValueError):  # being rewritten right now: look again
+            continue
+        if written > since and trial_id in text:
+            return True
+    return False
+
+
+def wait_until(condition, proc: subprocess.Popen, log: Path, seconds: float, what: str) -> None:
+    """Poll ``condition`` until it holds; fail at once if the driver exits, or at the deadline."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert proc.poll() is None, f"driver exited while waiting for {what}: {log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}: {log.read_text()[-3000:]}"
+        time.sleep(0.2)  # the polling interval; the deadline, not this, bounds the wait
+
+
 def test_resume_after_killing_the_driver_neither_repeats_nor_loses_trials(tmp_path):
     storage, tracking = tmp_path / "studies", f"sqlite:///{tmp_path / 'mlflow.db'}"
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    held = marks / "held"
     for attempt in ("first", "resume"):
         ray_tmp = tempfile.mkdtemp(prefix="rs", dir="/tmp")  # short: Ray's socket paths are length-limited
+        log = tmp_path / f"{attempt}.log"  # a file, not a pipe nobody reads while the driver runs
         try:
-            proc = subprocess.Popen([sys.executable, str(script), str(storage), tracking, attempt, ray_tmp],
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                                    start_new_session=True)
+            with log.open("w") as out:
+                proc = subprocess.Popen([sys.executable, str(script), str(storage), tracking, attempt, ray_tmp, str(marks)],
+                                        stdout=out, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
             if attempt == "first":
-                deadline = time.monotonic() + 240
-                while completed(storage) < 1:  # kill the driver once the first trial has completed
-                    assert proc.poll() is None, proc.stdout.read()[-3000:]
-                    assert time.monotonic() < deadline, "first trial did not complete"
-                    time.sleep(0.5)
-                time.sleep(1.0)  # into the second trial
+                # Kill the driver while the second trial runs, once Tune's saved state knows that trial.
+                wait_until(held.exists, proc, log, 240, "the second trial's first report")
+                second, reported = held.read_text(), held.stat().st_mtime
+                wait_until(lambda: snapshot_knows(storage / "resumable", second, reported), proc, log, 60,
+                           "an experiment-state snapshot after the second trial reported")
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-                assert completed(storage) < TRIALS
+                assert completed(storage) == 1  # the first trial only: the second was cut off
             else:
-                output, _ = proc.communicate(timeout=300)
-                assert proc.returncode == 0, output[-3000:]
-                assert f"OUTCOME {TRIALS} 0" in output, output[-3000:]
+                assert proc.wait(timeout=300) == 0, log.read_text()[-3000:]
+                assert f"OUTCOME {TRIALS} 0" in log.read_text(), log.read_text()[-3000:]
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)

@@ -59,13 +59,21 @@ def test_paper_points_are_evaluated_first_and_exactly(family):
 
 def test_fixed_space_pins_values_and_samples_the_rest():
     pinned = FixedSpace(disentangle.space, {"regulariser": "adv", "model.lambda_adv": "0.3", "n_experts": 4})
-    configs = sample(pinned, 20)
-    for c in configs:
-        assert c["model.regulariser"] == "adv" and c["model.lambda_adv"] == pytest.approx(0.3)
-        if c["model.encoder"] == "condconv":
-            assert c["model.n_experts"] == 4
-        else:  # not reached by the space: passed through as a constant
-            assert c["model.n_experts"] == 4
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), direction="maximize")
+    configs, encoders = [], set()
+    for _ in range(20):
+        trial = study.ask()
+        derived = pinned(trial) or {}
+        recorded = dict(trial.params)  # what Optuna stores for the trial
+        study.tell(trial, 0.0)
+        assert recorded["model.regulariser"] == "adv" and recorded["model.lambda_adv"] == pytest.approx(0.3)
+        encoders.add(recorded["model.encoder"])
+        if recorded["model.encoder"] == "condconv":  # suggested by the space: recorded as a one-choice parameter
+            assert recorded["model.n_experts"] == 4 and "model.n_experts" not in derived
+        else:  # not reached by the space: a constant beside the parameters, absent from Optuna's record
+            assert "model.n_experts" not in recorded and derived["model.n_experts"] == 4
+        configs.append({**recorded, **derived})
+    assert encoders == {"conv", "condconv"}  # both branches were checked
     assert len({c["model.lr"] for c in configs}) == len(configs)  # the rest is still sampled
     clone = pickle.loads(pickle.dumps(pinned))  # OptunaSearch pickles the space
     assert clone.fixed == pinned.fixed and clone.space is disentangle.space
