@@ -12,8 +12,9 @@ import os
 import sys
 from typing import Any, Sequence
 
-from raysys.config import ConfigError, parse_overrides
-from raysys.train.config import ScalingSpec, TrackingSpec, TrainConfig, split_overrides, train_config_from_flat
+from raysys.config import ConfigError
+from raysys.preflight import checked_overrides, preflight_train
+from raysys.train.config import ScalingSpec, TrackingSpec, TrainConfig, train_config_from_flat
 
 # --smoke: the smallest run that still exercises every part of the loop (CI, quick checks).
 SMOKE_TRAIN = {"preset": "tiny", "epochs": 2, "batch_size": 2, "max_steps_per_epoch": 2, "max_val_steps": 2}
@@ -48,8 +49,10 @@ def build_parser(family: str) -> argparse.ArgumentParser:
 
 
 def configs_from_args(family: str, args: argparse.Namespace) -> tuple[TrainConfig, dict[str, Any], ScalingSpec, TrackingSpec, str]:
-    """(train config, model overrides, scaling, tracking, run name) from parsed flags."""
-    train_over, model_over = split_overrides(parse_overrides(args.overrides))
+    """(train config, model overrides, scaling, tracking, run name) from parsed flags.
+
+    Raises ``ConfigError`` naming the flag: an unknown ``--set`` key or a value of the wrong type."""
+    train_over, model_over = checked_overrides("--set", args.overrides, family)
     from raysys.models import preset_budget
 
     flat: dict[str, Any] = {"family": family, "preset": args.preset, "data": args.data}
@@ -89,19 +92,13 @@ def init_ray(num_cpus: int | None, resources: dict[str, float] | None = None) ->
 
 def main(family: str, argv: Sequence[str] | None = None) -> int:
     args = build_parser(family).parse_args(argv)
-    try:
+    try:  # every check that can fail before Ray starts: one line naming the flag, exit 2
         train, model_over, scaling, tracking, run_name = configs_from_args(family, args)
+        preflight_train(family, train, model_over)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    from raysys.train.checks import check_batch_fits
     from raysys.train.trainer import fit
-
-    try:
-        check_batch_fits(train.data, train.fold, train.batch_size)
-    except (ConfigError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
 
     if scaling.workers > 0:
         init_ray(args.num_cpus)

@@ -150,18 +150,18 @@ def main(family: str, argv: Sequence[str] | None = None) -> int:
         print(f"--preset: {err}", file=sys.stderr)
         return 2
     try:  # reject a bad --objectives before generating data or starting Ray
-        StudySpec(family=family, data=None, name=name, storage=str(storage), objectives=parse_objectives(args.objectives))
+        objectives = StudySpec(family=family, data=None, name=name, storage=str(storage),
+                               objectives=parse_objectives(args.objectives)).objective_specs
     except ValueError as err:
         print(f"--objectives: {err}", file=sys.stderr)
         return 2
     tracking_uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'runs' / 'mlflow.db'}"
     data = args.data or ensure_embedded_store(root)
-    from raysys.train.checks import check_batch_fits
+    from raysys.preflight import preflight_study
 
-    try:
-        check_batch_fits(data, args.fold, budget["batch_size"],
-                         "--batch-size" if args.batch_size is not None else f"--batch-size (preset {args.preset}'s budget)")
-    except (ConfigError, ValueError) as err:
+    try:  # every check that can fail before Ray starts: one line naming the flag, exit 2
+        preflight_study(family, args, data=data, budget=budget, objectives=objectives, study_dir=storage / name)
+    except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     init_ray(args, concurrency_hint=args.concurrency or args.trials)
