@@ -1,11 +1,10 @@
-"""Helpers shared by the bench/train_*.py scripts: a phantom store and a plain PyTorch loop."""
+"""Helpers shared by the bench/train_*.py scripts: a phantom store and the measured runs (Ray Train, local)."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -25,16 +24,33 @@ def arguments(doc: str, batch_size: int, steps: int) -> argparse.ArgumentParser:
     return p
 
 
+def bench_train_config(args: argparse.Namespace, data: str):
+    """The run every bench/train_*.py script measures: 2 epochs of ``--steps`` steps, 1 val batch."""
+    from raysys.train import TrainConfig
+
+    return TrainConfig(family=args.family, preset=args.preset, data=data, epochs=2, batch_size=args.batch_size,
+                       max_steps_per_epoch=args.steps, max_val_steps=1)
+
+
 def ray_fit_perf(args: argparse.Namespace, data: str, workers: int, run_name: str, root: Path,
                  keys: tuple[str, ...]) -> dict:
     """``perf/<key>`` metrics (second epoch) of a 2-epoch ``raysys.train.fit`` run on Ray Train
     with ``workers`` workers of 1 CPU each; Ray must be initialised."""
-    from raysys.train import ScalingSpec, TrackingSpec, TrainConfig, fit
+    from raysys.train import ScalingSpec, TrackingSpec, fit
 
-    train = TrainConfig(family=args.family, preset=args.preset, data=data, epochs=2, batch_size=args.batch_size,
-                        max_steps_per_epoch=args.steps, max_val_steps=1)
-    result = fit(train, {}, ScalingSpec(workers=workers, cpus_per_worker=1), run_name=run_name,
+    result = fit(bench_train_config(args, data), {}, ScalingSpec(workers=workers, cpus_per_worker=1), run_name=run_name,
                  storage=str(root / "runs"), tracking=TrackingSpec(f"sqlite:///{root / 'mlflow.db'}"))
+    return {k: result.metrics[f"perf/{k}"] for k in keys}
+
+
+def local_perf(args: argparse.Namespace, data: str, keys: tuple[str, ...]) -> dict:
+    """``perf/<key>`` metrics (second epoch) of the same run in this process without Ray
+    (``raysys.train.train_local``: the same epoch loop, no worker, no MLflow), on the threads
+    of ``OMP_NUM_THREADS``."""
+    from raysys.train import train_local
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    result = train_local(bench_train_config(args, data), device="cpu")
     return {k: result.metrics[f"perf/{k}"] for k in keys}
 
 
@@ -49,44 +65,3 @@ def phantom_store(data: str | None, subjects: int = 8) -> str:
     generate_cohort(root / "phantom", subjects=subjects, seed=0, resolution=2)
     convert(str(root / "phantom"), str(root / "store.zarr"), size=(64, 64), folds=4, seed=0, progress=False)
     return str(root / "store.zarr")
-
-
-def plain_loop_step_seconds(family_name: str, preset: str, data: str, batch_size: int, steps: int, warmup: int = 2) -> dict:
-    """Mean seconds per step of a plain PyTorch loop: same family, dataset, sampler and threads."""
-    import dataclasses
-
-    from raysys.data import DistinctSubjectBatchSampler, SliceDataset, open_store
-    from raysys.models import get_family, make_config
-    from raysys.models.family import StepContext
-    from raysys.train.loop import _context_slices
-
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    store = open_store(data)
-    config = dataclasses.replace(make_config(family_name, preset), data_range=tuple(store.value_range))
-    torch.manual_seed(0)
-    family = get_family(family_name)(config, store.modalities)
-    dataset = SliceDataset(data, split="train", context=_context_slices(config))
-    sampler = DistinctSubjectBatchSampler(dataset, batch_size)
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler)
-    family.configure_optimizers(1, len(loader))
-    family.train(True)
-    device = torch.device("cpu")
-    done, wait, start = 0, 0.0, None
-    epoch = 0
-    while done < steps + warmup:
-        sampler.set_epoch(epoch)
-        iterator = iter(loader)
-        while done < steps + warmup:
-            if done == warmup:
-                start, cpu_start, wait = time.perf_counter(), time.thread_time(), 0.0
-            fetch = time.perf_counter()
-            try:
-                batch = next(iterator)
-            except StopIteration:
-                break
-            wait += time.perf_counter() - fetch
-            family.train_step(batch, StepContext(epoch=0, total_epochs=1, global_step=done, device=device))
-            done += 1
-        epoch += 1
-    seconds, cpu_seconds = time.perf_counter() - start, time.thread_time() - cpu_start
-    return {"step_seconds": seconds / steps, "step_cpu_seconds": cpu_seconds / steps, "data_wait_fraction": wait / seconds}

@@ -1,9 +1,9 @@
-"""Ray Train loop (1 worker, 1 thread) vs a plain PyTorch loop on the same model, data and threads.
+"""Ray Train loop (1 worker, 1 thread) vs the same loop without Ray (``train_local``), same model, data and threads.
 
 Prints one JSON object: step times, their ratio (goal <= 1.03) and the share of the Ray loop's
 step time spent waiting for data (goal <= 0.05). Wall-clock step times swing with other load on
 the machine, so the CPU time of the training thread per step (``*_cpu_*``, thread_time) is
-reported too: it measures the loop's own work and is what the ratio should be judged on here. The Ray figure is the second epoch's mean
+reported too: it measures the loop's own work and is what the ratio should be judged on here. Both figures are the second epoch's mean
 (``perf/step_seconds``), so worker start-up and the first-epoch warm-up are excluded.
 
     OMP_NUM_THREADS=1 python bench/train_overhead.py [--data store.zarr] [--family disentangle]
@@ -20,12 +20,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from train_common import MACHINE, arguments, phantom_store, plain_loop_step_seconds, ray_fit_perf  # noqa: E402
+from train_common import MACHINE, arguments, local_perf, phantom_store, ray_fit_perf  # noqa: E402
+
+KEYS = ("step_seconds", "step_cpu_seconds", "data_wait_fraction")
 
 
 def main() -> None:
     p = arguments(__doc__, batch_size=4, steps=20)
-    p.add_argument("--repeats", type=int, default=2, help="alternating plain/Ray measurements; the best of each is kept")
+    p.add_argument("--repeats", type=int, default=2, help="alternating local/Ray measurements; the best of each is kept")
     args = p.parse_args()
     data = phantom_store(args.data)
 
@@ -33,30 +35,29 @@ def main() -> None:
 
     ray.init(address="local", num_cpus=2)  # a fresh local Ray; dashboard on (Train's PG cleaner needs the State API)
     root = Path(tempfile.mkdtemp(prefix="raysys-bench-overhead-"))
-    plain, ray_runs = [], []
+    local, ray_runs = [], []
     for repeat in range(args.repeats):
-        plain.append(plain_loop_step_seconds(args.family, args.preset, data, args.batch_size, args.steps))
-        ray_runs.append(ray_fit_perf(args, data, 1, f"overhead-{repeat}", root,
-                                     ("step_seconds", "step_cpu_seconds", "data_wait_fraction")))
+        local.append(local_perf(args, data, KEYS))
+        ray_runs.append(ray_fit_perf(args, data, 1, f"overhead-{repeat}", root, KEYS))
     ray.shutdown()
-    best_plain = min(r["step_seconds"] for r in plain)
+    best_local = min(r["step_seconds"] for r in local)
     best_ray = min(r["step_seconds"] for r in ray_runs)
-    cpu_plain = min(r["step_cpu_seconds"] for r in plain)
+    cpu_local = min(r["step_cpu_seconds"] for r in local)
     cpu_ray = min(r["step_cpu_seconds"] for r in ray_runs)
     print(json.dumps({
         "benchmark": "train_overhead",
         "machine": MACHINE,
         "family": args.family, "preset": args.preset, "batch_size": args.batch_size, "steps": args.steps, "threads": 1,
-        "plain_step_seconds": best_plain,
+        "local_step_seconds": best_local,
         "ray_train_step_seconds": best_ray,
-        "ratio_ray_over_plain": best_ray / best_plain,
-        "plain_step_cpu_seconds": cpu_plain,
+        "ratio_ray_over_local": best_ray / best_local,
+        "local_step_cpu_seconds": cpu_local,
         "ray_train_step_cpu_seconds": cpu_ray,
-        "cpu_ratio_ray_over_plain": cpu_ray / cpu_plain,
+        "cpu_ratio_ray_over_local": cpu_ray / cpu_local,
         "goal_ratio": 1.03,
         "ray_data_wait_fraction": min(r["data_wait_fraction"] for r in ray_runs),
         "goal_data_wait_fraction": 0.05,
-        "all_plain": plain, "all_ray": ray_runs,
+        "all_local": local, "all_ray": ray_runs,
     }, indent=2))
 
 

@@ -33,6 +33,15 @@ TAG_STOPPED = "raysys.stopped"
 TAG_STOPPED_EPOCH = "raysys.stopped_epoch"
 TAG_CLOSED_BY = "raysys.closed_by"
 TAG_LEFT_OPEN = "raysys.left_open"  # why a run was ended by a later --resume rather than its own job
+TAG_FIGURES_ERROR = "raysys.figures_error"  # why the end-of-run figures are missing (never fails a run)
+
+# Evaluation runs (raysys.evaluate), besides TAG_FAMILY and TAG_STORE.
+TAG_MODEL_URI = "raysys.model_uri"
+TAG_MODEL_NAME = "raysys.model_name"
+TAG_MODEL_VERSION = "raysys.model_version"
+TAG_SPLIT = "raysys.split"
+TAG_FOLD = "raysys.fold"
+SPLIT_SCORE_TAG = "raysys.{split}.{key}"  # model-version tags of an evaluation: raysys.test.ssim_synthesis_mean, ...
 
 # Registered model version tags (the champion rule).
 TAG_OBJECTIVE = "raysys.objective"

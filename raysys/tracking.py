@@ -26,7 +26,9 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-RUN_NAME_TAG = "raysys.run_name"
+from raysys.names import TAG_RUN_NAME
+from raysys.urls import local_path  # noqa: F401 - re-exported: resolve URIs and paths from one module
+
 PARENT_TAG = "mlflow.parentRunId"
 # MLflow's limits per log_batch call and per param value.
 _MAX_PARAMS_PER_BATCH = 100
@@ -48,13 +50,6 @@ def resolve_tracking_uri(uri: str | None = None, default_dir: str | Path | None 
     if uri.endswith(".db"):
         return "sqlite:///" + str(Path(uri).resolve())  # -> sqlite:////abs/path.db
     raise ValueError(f"tracking URI {uri!r} is neither a URI (scheme://...) nor a path to a .db file")
-
-
-def local_path(url: str) -> str | None:
-    """The absolute local path of a plain path or ``file://`` URL; None for other fsspec URLs."""
-    if "://" in url and not url.startswith("file://"):
-        return None
-    return str(Path(url.removeprefix("file://")).expanduser().resolve())
 
 
 def _sqlite_artifact_root(uri: str) -> str | None:
@@ -108,11 +103,11 @@ class RunTracker:
             raise ValueError("run_name must be a non-empty string")
         client = MlflowClient(tracking_uri=tracking_uri)
         experiment_id = get_or_create_experiment(client, experiment, tracking_uri)
-        filters = [f"tags.`{RUN_NAME_TAG}` = '{_quote(run_name)}'"]
+        filters = [f"tags.`{TAG_RUN_NAME}` = '{_quote(run_name)}'"]
         if parent_run_id:
             filters.append(f"tags.`{PARENT_TAG}` = '{_quote(parent_run_id)}'")
         found = client.search_runs([experiment_id], filter_string=" and ".join(filters), max_results=2, order_by=["attributes.start_time ASC"])
-        all_tags = {RUN_NAME_TAG: run_name, **{k: str(v) for k, v in (tags or {}).items()}}
+        all_tags = {TAG_RUN_NAME: run_name, **{k: str(v) for k, v in (tags or {}).items()}}
         if parent_run_id:
             all_tags[PARENT_TAG] = parent_run_id
         if found:

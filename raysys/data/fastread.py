@@ -29,6 +29,8 @@ from collections import OrderedDict
 
 import numpy as np
 
+from raysys.urls import local_path
+
 EMPTY = 2**64 - 1
 MAX_OPEN_FILES = 128
 MAX_CACHED_INDEXES = 65536
@@ -42,19 +44,9 @@ class Unsupported(Exception):
     """The array's format is not handled here; use zarr."""
 
 
-def local_root(url: str) -> str | None:
-    """The directory of a local store URL (plain path or file://), else None."""
-    url = str(url)
-    if url.startswith("file://"):
-        url = url[len("file://"):]
-    if "://" in url:
-        return None
-    return os.path.abspath(url)
-
-
 def open_array(url: str, name: str) -> "FastArray | None":
     """A fast reader for array ``name`` of the store at ``url``, or None (use zarr instead)."""
-    root = local_root(url)
+    root = local_path(url)  # a local store's directory; None for other URL schemes
     if root is None:
         return None
     try:

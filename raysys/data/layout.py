@@ -19,6 +19,8 @@ from pathlib import Path
 import zarr
 import zarr.storage
 
+from raysys.urls import local_path
+
 STORE_VERSION = 1
 IMAGES = "images"
 MASK = "mask"
@@ -34,11 +36,9 @@ STAGING = "_staging"
 
 def zarr_store(url: str, read_only: bool = False):
     """A zarr store for a local path, ``file://`` URL or any other fsspec URL (memory://, s3://...)."""
-    url = str(url)
-    if url.startswith("file://"):
-        url = url[len("file://"):]
-    if "://" not in url:
+    path = local_path(url)
+    if path is not None:
         if not read_only:
-            Path(url).mkdir(parents=True, exist_ok=True)
-        return zarr.storage.LocalStore(url, read_only=read_only)
-    return zarr.storage.FsspecStore.from_url(url, read_only=read_only)
+            Path(path).mkdir(parents=True, exist_ok=True)
+        return zarr.storage.LocalStore(path, read_only=read_only)
+    return zarr.storage.FsspecStore.from_url(str(url), read_only=read_only)

@@ -24,6 +24,16 @@ from typing import Any, Mapping
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
+from raysys.names import (
+    SPLIT_SCORE_TAG,
+    TAG_FAMILY,
+    TAG_FOLD,
+    TAG_MODEL_NAME,
+    TAG_MODEL_URI,
+    TAG_MODEL_VERSION,
+    TAG_SPLIT,
+    TAG_STORE,
+)
 from raysys.tracking import get_or_create_experiment, resolve_tracking_uri
 
 EXPERIMENT = "raysys-evaluation"
@@ -70,11 +80,11 @@ def log_evaluation(tracking_uri: str, out: str | Path, summary: Mapping[str, Any
     uri = resolve_tracking_uri(tracking_uri)
     client = MlflowClient(uri, registry_uri=uri)
     experiment = get_or_create_experiment(client, EXPERIMENT, uri)
-    tags = {"raysys.model_uri": model_uri, "raysys.split": split, "raysys.fold": str(fold),
-            "raysys.store_id": store_id, "raysys.family": str(summary.get("family", ""))}
+    tags = {TAG_MODEL_URI: model_uri, TAG_SPLIT: split, TAG_FOLD: str(fold),
+            TAG_STORE: store_id, TAG_FAMILY: str(summary.get("family", ""))}
     version = registered_version(client, model_uri)
     if version is not None:
-        tags.update({"raysys.model_name": version[0], "raysys.model_version": version[1]})
+        tags.update({TAG_MODEL_NAME: version[0], TAG_MODEL_VERSION: version[1]})
     run = client.create_run(experiment, tags=tags, run_name=f"evaluate {model_uri} {split} fold {fold}")
     run_id = run.info.run_id
     try:
@@ -87,7 +97,7 @@ def log_evaluation(tracking_uri: str, out: str | Path, summary: Mapping[str, Any
                       "beats_baselines": bool(summary["beats_baselines"]), "store_id": store_id, "fold": fold,
                       "evaluation_run": run_id}
             for key, value in values.items():
-                client.set_model_version_tag(name, number, f"raysys.{split}.{key}", str(value))
+                client.set_model_version_tag(name, number, SPLIT_SCORE_TAG.format(split=split, key=key), str(value))
     except BaseException:
         client.set_terminated(run_id, status="FAILED")
         raise

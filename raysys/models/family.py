@@ -12,6 +12,10 @@ Batches are the dicts produced by ``raysys.data.SliceDataset`` after default col
     subject    int64   [B]               subject index in the store
     label      int64   [B, H, W]         tumour labels of the centre slice (only if the store has them)
 
+The family also declares what the loop must not guess: ``config_for_store`` (the config set to
+the store's value range), ``context_slices``, ``run_tags``, and the end-of-run ``synthesis``
+outputs and ``figures``.
+
 DDP contract: the loop may replace any entry of ``family.modules`` by a DDP wrapper before the
 first step. Every computation that must produce gradients for a module therefore goes through
 a *call* of ``self.modules[name](...)`` (one forward per backward for that module). To reach
@@ -36,6 +40,12 @@ def unwrap(module: nn.Module) -> nn.Module:
     while hasattr(module, "module") and isinstance(getattr(module, "module"), nn.Module):
         module = module.module
     return module
+
+
+def first_available(available: torch.Tensor) -> torch.Tensor:
+    """[B, M] bool -> the same shape with only each sample's first available modality kept."""
+    first = available.float().argmax(dim=1)
+    return torch.nn.functional.one_hot(first, available.shape[1]).bool() & available.bool()
 
 
 @dataclasses.dataclass
@@ -132,6 +142,37 @@ class ModelFamily(abc.ABC):
     @abc.abstractmethod
     def inference_module(self) -> nn.Module:
         """The (unwrapped) module that ``raysys.models.build_model`` returns for this config."""
+
+    # --- what the loop needs to know (declared, never guessed) ---------------------------
+    @classmethod
+    def config_for_store(cls, config: Any, value_range: Sequence[float]) -> Any:
+        """``config`` adapted to a store whose fixed value range (``Store.value_range``) is
+        ``value_range``; the loop trains on what this returns. Default: the config's
+        ``data_range`` field (the PSNR/SSIM range) set to it."""
+        return dataclasses.replace(config, data_range=tuple(float(v) for v in value_range))
+
+    @property
+    def context_slices(self) -> int:
+        """K, the adjacent slices per item the family consumes (``images`` [B, M, K, H, W])."""
+        return 1
+
+    def run_tags(self) -> dict[str, str]:
+        """Config fields that name the design of a run (what runs are compared by), as
+        ``{field: value}``; the loop tags the MLflow run ``model.<field>``. Default: none."""
+        return {}
+
+    @torch.no_grad()
+    def synthesis(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Named predictions of every modality, each [B, M, H, W] (data space), for the
+        end-of-run synthesis grid (e.g. ``{"from all": ..., "from 1st": ...}``). Called in eval
+        mode on unwrapped modules. Default: none (the grid shows the inputs only)."""
+        return {}
+
+    def figures(self, batches: Sequence[Mapping[str, torch.Tensor]], value_range: tuple[float, float]) -> dict[str, Any]:
+        """Family-specific end-of-run figures: ``{stem: matplotlib Figure}``, logged as
+        ``figures/<stem>.png``, from a few validation batches. Import matplotlib inside (model
+        code stays importable without it). Default: none."""
+        return {}
 
     # --- helpers shared by all families -------------------------------------------------
     def to(self, device: torch.device) -> "ModelFamily":

@@ -22,6 +22,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from raysys.config import plain_values, split_flat
+
 FORMAT_VERSION = 1
 META_FILE = "raysys_model.json"
 WEIGHTS_FILE = "weights.pt"
@@ -29,19 +31,6 @@ WEIGHTS_FILE = "weights.pt"
 
 class RegistryError(RuntimeError):
     """A model directory, URI or registered version is missing or malformed (message names it)."""
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value
-
-
-def model_config_overrides(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """A checkpoint's flat model config as ``build_model`` overrides (``model.`` prefix dropped)."""
-    return {(k[len("model."):] if k.startswith("model.") else k): v for k, v in flat.items()}
 
 
 def save_model_dir(
@@ -66,11 +55,11 @@ def save_model_dir(
         "family": family,
         "preset": preset,
         "modalities": list(modalities),
-        "model_config": _plain(model_config_overrides(model_config)),
-        "source": _plain(dict(source or {})),
+        "model_config": plain_values(split_flat(model_config, bare="model")[1]),
+        "source": plain_values(dict(source or {})),
     }
     if training is not None:
-        meta["training"] = _plain(dict(training))
+        meta["training"] = plain_values(dict(training))
     tmp = directory / (WEIGHTS_FILE + ".tmp")
     torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp)
     os.replace(tmp, directory / WEIGHTS_FILE)
@@ -84,13 +73,14 @@ def save_from_checkpoint(checkpoint_dir: str | Path, directory: str | Path, sour
     from raysys.train.checkpoint import load_state
 
     state = load_state(checkpoint_dir)
-    overrides = model_config_overrides(state["model_config"])
-    preset = str(state["train_config"].get("preset", state["train_config"].get("train.preset", "tiny")))
+    _, overrides = split_flat(state["model_config"], bare="model")
+    train_config, _ = split_flat(state["train_config"], bare="train")
+    preset = str(train_config.get("preset", "tiny"))
     family = build_family(state["family"], preset, list(state["modalities"]), overrides)
     family.load_state_dict({"modules": state["family_state"]["modules"]})
     module = family.inference_module()
     info = {"checkpoint": str(checkpoint_dir), "epoch": int(state["epoch"]), **dict(source or {})}
-    training = training_info(state["train_config"], store_id=info.get("store_id"))
+    training = training_info(train_config, store_id=info.get("store_id"))
     return save_model_dir(directory, state["family"], preset, list(state["modalities"]), overrides, module.state_dict(), info,
                           training=training)
 
@@ -103,8 +93,9 @@ def training_info(train_config: Mapping[str, Any], store_id: str | None = None) 
     known is recorded (``store_id`` from the caller, e.g. the MLflow param ``data.store_id``).
     None when the train config names no store.
     """
-    data = train_config.get("data", train_config.get("train.data"))
-    fold = int(train_config.get("fold", train_config.get("train.fold", 0)))
+    train_config, _ = split_flat(train_config, bare="train")  # checkpoints of any age: keys with or without "train."
+    data = train_config.get("data")
+    fold = int(train_config.get("fold", 0))
     if not data:
         return None
     info: dict[str, Any] = {"data": str(data), "fold": fold, "store_id": store_id}

@@ -1,4 +1,4 @@
-"""The checkpoint format: one ``state.pt`` per checkpoint directory (CONTRACTS section 4).
+"""The checkpoint format: one ``state.pt`` per checkpoint directory (CONTRACTS section 4), built by ``build_state``.
 
 ``state.pt`` holds only tensors, dicts, lists, tuples, numbers and strings, so it loads with
 ``torch.load(weights_only=True)`` (no pickled code). Keys: ``family``, ``modalities``,
@@ -16,13 +16,17 @@ import json
 import os
 import random
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
-from raysys.models.family import unwrap
+from raysys.config import plain_values, to_flat
+from raysys.models.family import ModelFamily, unwrap
+
+if TYPE_CHECKING:
+    from raysys.train.config import TrainConfig
 
 STATE_FILE = "state.pt"
 RANKS_DIR = "ranks"
@@ -33,15 +37,22 @@ class CheckpointError(RuntimeError):
     """A checkpoint directory or file is missing or malformed; the message names the path."""
 
 
-def plain_values(value: Any) -> Any:
-    """Config values as weights_only-safe builtins (tuples -> lists, other objects -> str)."""
-    if isinstance(value, (bool, int, float, str)) or value is None:
-        return value
-    if isinstance(value, (tuple, list)):
-        return [plain_values(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): plain_values(v) for k, v in value.items()}
-    return str(value)
+def build_state(train: "TrainConfig", family: ModelFamily, *, epoch: int, best_metric: float | None) -> dict[str, Any]:
+    """The ``state.pt`` dict of ``family`` trained under ``train`` after ``epoch`` completed epochs.
+
+    The one builder of the format (the loop and the tests use it): flat un-prefixed configs as
+    builtins, the family's full state (modules, optimizers, schedulers), this process's RNG states.
+    """
+    return {
+        "family": train.family,
+        "modalities": list(family.modalities),
+        "model_config": plain_values(to_flat(family.config)),
+        "train_config": plain_values(to_flat(train)),
+        "family_state": family.state_dict(),
+        "epoch": int(epoch),
+        "best_metric": best_metric,
+        "rng": rng_state(),
+    }
 
 
 def rng_state() -> dict[str, Any]:
@@ -125,6 +136,20 @@ def read_rank_records(directory: str | Path) -> dict[int, dict[str, Any]]:
         record = json.loads(file.read_text())
         out[int(record["rank"])] = record
     return out
+
+
+def checkpoint_dir_name(epoch: int) -> str:
+    """``checkpoint_epoch=000003``: the directory of the checkpoint after ``epoch`` epochs."""
+    return f"checkpoint_epoch={epoch:06d}"
+
+
+def write_checkpoint(directory: str | Path, state: Mapping[str, Any] | None, rank: int, digest: str, epoch: int,
+                     node_id: str | None = None) -> Path:
+    """This rank's part of a checkpoint: ``state.pt`` (rank 0, ``state`` given) and its digest record."""
+    if state is not None:
+        save_state(directory, state)
+    write_rank_digest(directory, rank, digest, epoch, node_id)
+    return Path(directory)
 
 
 def latest_checkpoint_dir(run_dir: str | Path) -> Path | None:

@@ -10,10 +10,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal, Mapping
 
-from raysys.config import ConfigError, from_flat, to_flat
-
-TRAIN_PREFIX = "train."
-MODEL_PREFIX = "model."
+from raysys.config import ConfigError, from_flat, split_flat, to_flat
+from raysys.names import MODEL_KEY, TRAIN_KEY
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,8 +90,8 @@ class TrackingSpec:
 
 def flat_run_config(train: TrainConfig, model_config: Any) -> dict[str, Any]:
     """The full flat config of a run: ``{"train.<field>": ..., "model.<field>": ...}``."""
-    flat = to_flat(train, prefix=TRAIN_PREFIX)
-    flat.update(to_flat(model_config, prefix=MODEL_PREFIX))
+    flat = to_flat(train, prefix=TRAIN_KEY)
+    flat.update(to_flat(model_config, prefix=MODEL_KEY))
     return flat
 
 
@@ -102,16 +100,7 @@ def split_overrides(flat: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
 
     Keys without a ``train.``/``model.`` prefix are model keys (``--set lambda_kl=1e-3``).
     """
-    train: dict[str, Any] = {}
-    model: dict[str, Any] = {}
-    for key, value in flat.items():
-        if key.startswith(TRAIN_PREFIX):
-            train[key[len(TRAIN_PREFIX):]] = value
-        elif key.startswith(MODEL_PREFIX):
-            model[key[len(MODEL_PREFIX):]] = value
-        else:
-            model[key] = value
-    return train, model
+    return split_flat(flat, bare="model")
 
 
 def train_config_from_flat(flat: Mapping[str, Any], base: TrainConfig | None = None) -> TrainConfig:

@@ -1,19 +1,13 @@
-"""End-of-run figures (matplotlib): a synthesis grid and, where the family offers one, a t-SNE.
+"""End-of-run figures (matplotlib): the generic synthesis grid plus the family's own figures.
 
-Families reach this module only through optional duck-typed hooks, so the train loop stays
-model-agnostic:
-
-* ``family.synthesise(batch) -> Tensor [B, M, H, W]`` (or a dict name -> such tensor): every
-  modality predicted from the sample's available inputs; else the inference module's own API
-  (MMHVAE ``synthesise``; disentanglement ``anatomy``/``modality``/``decode``) is used, and
-  the grid shows inputs only when neither exists.
-* ``family.embedding_figure(batches) -> dict[str, Figure]``; else for "disentangle" the
-  family's ``probes.tsne_figure`` of z (by modality) and f(s) (by subject).
+The loop stays model-agnostic: predictions come from ``ModelFamily.synthesis(batch)`` (named
+[B, M, H, W] outputs; none = the grid shows the inputs only) and extra figures from
+``ModelFamily.figures(batches, value_range)`` (e.g. the disentanglement model's t-SNE plots).
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import matplotlib
 
@@ -21,6 +15,8 @@ matplotlib.use("Agg")  # headless: workers have no display
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
+from raysys.models.family import ModelFamily  # noqa: E402
 
 
 def synthesis_grid(
@@ -71,66 +67,16 @@ def centre_slices(images: torch.Tensor) -> torch.Tensor:
     return images[:, :, images.shape[2] // 2] if images.dim() == 5 else images
 
 
-def _first_available_only(available: torch.Tensor) -> torch.Tensor:
-    """[B, M] bool -> the same shape with only each sample's first available modality kept."""
-    first = available.float().argmax(dim=1)
-    return torch.nn.functional.one_hot(first, available.shape[1]).bool() & available
-
-
 @torch.no_grad()
-def model_outputs(family: Any, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """name -> [B, M, H, W] predictions for the grid, from whatever the family's model offers."""
-    hook = getattr(family, "synthesise", None)
-    if callable(hook):
-        produced = hook(batch)
-        return dict(produced) if isinstance(produced, Mapping) else {"synthesis": produced}
-    model = family.inference_module()
-    images, available = batch["images"], batch["available"].bool()
-    single = _first_available_only(available)
-    if callable(getattr(model, "synthesise", None)):  # MMHVAE: PoE over any input subset
-        return {"from all": model.synthesise(images, available), "from 1st": model.synthesise(images, single)}
-    if all(callable(getattr(model, n, None)) for n in ("anatomy", "modality", "decode")):
-        # Disentanglement: D(s_source, z_target | target), source = the target itself or the 1st input.
-        s, z = model.anatomy(images, available), model.modality(images, available)
-        rows = torch.arange(s.shape[0], device=s.device)
-        s_first = s[rows, single.float().argmax(dim=1)]
-        k = images.shape[2] // 2 if images.dim() == 5 else 0
-        centre = lambda x: x[:, k] if x.dim() == 4 else x  # noqa: E731 - decoder gives [N, K, H, W]
-        self_recon = [centre(model.decode(s[:, m], z[:, m], m)) for m in range(images.shape[1])]
-        cross = [centre(model.decode(s_first, z[:, m], m)) for m in range(images.shape[1])]
-        return {"self": torch.stack(self_recon, dim=1), "from 1st": torch.stack(cross, dim=1)}
-    return {}
-
-
-def embedding_figures(family: Any, batches: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, Figure]:
-    """t-SNE figures where the family provides them (disentanglement: z by modality, f(s) by subject)."""
-    hook = getattr(family, "embedding_figure", None)
-    if callable(hook):
-        return dict(hook(batches))
-    if family.name != "disentangle":
-        return {}
-    from raysys.models.disentangle.probes import collect_representations, tsne_figure
-
-    reps = collect_representations(family.inference_module(), batches)
-    if reps["z"].shape[0] < 3:
-        return {}
-    names = dict(enumerate(family.modalities))
-    return {
-        "tsne_z_by_modality": tsne_figure(reps["z"], reps["modality"], "z by modality", names),
-        "tsne_fs_by_subject": tsne_figure(reps["fs"], reps["subject"], "f(s) by subject"),
-    }
-
-
-@torch.no_grad()
-def family_figures(family: Any, batches: Sequence[Mapping[str, torch.Tensor]], value_range: tuple[float, float]) -> dict[str, Figure]:
+def family_figures(family: ModelFamily, batches: Sequence[Mapping[str, torch.Tensor]], value_range: tuple[float, float]) -> dict[str, Figure]:
     """All figures the family supports for a few validation batches: artifact name -> Figure."""
     batch = batches[0]
-    outputs = model_outputs(family, batch)
+    outputs = family.synthesis(batch)
     figures = {
         "figures/synthesis_grid.png": synthesis_grid(
             centre_slices(batch["images"]), batch["available"], {k: centre_slices(v) for k, v in outputs.items()}, family.modalities, value_range
         )
     }
-    for name, fig in embedding_figures(family, batches).items():
+    for name, fig in family.figures(batches, value_range).items():
         figures[f"figures/{name}.png"] = fig
     return figures

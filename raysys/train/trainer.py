@@ -10,26 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import ray.train
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from raysys.models import FAMILIES, get_family, make_config
+from raysys.names import OBJECTIVE
+from raysys.tracking import resolve_tracking_uri
 from raysys.train.config import ScalingSpec, TrackingSpec, TrainConfig
 from raysys.train.faults import FaultSpec
-from raysys.train.loop import OBJECTIVE, LoopSpec, train_loop_per_worker
-from raysys.tracking import resolve_tracking_uri
-
-
-def absolute_url(url: str, argument: str) -> str:
-    """Local paths made absolute (Ray workers ``chdir``); fsspec URLs (``scheme://``) unchanged."""
-    if not url:
-        raise ValueError(f"{argument} must be a path or URL, got an empty string")
-    if "://" in url and not url.startswith("file://"):
-        return url
-    return str(Path(url.removeprefix("file://")).expanduser().resolve())
+from raysys.train.loop import LoopSpec, train_loop_per_worker
+from raysys.urls import absolute_url
 
 
 def scaling_config(scaling: ScalingSpec) -> ray.train.ScalingConfig:

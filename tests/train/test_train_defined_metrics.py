@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from raysys.train.loop import defined_metrics
+from raysys.train.epoch_loop import defined_metrics
 
 
 def test_undefined_metrics_are_left_out_and_named():

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from raysys.names import TAG_FAMILY
 from raysys.train.cli import build_parser, configs_from_args
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +58,7 @@ def test_job_runs_as_plain_python(family, workers, tiny_store, tmp_path):
     assert Path(summary["checkpoint"], "state.pt").is_file()
     client = MlflowClient(tracking_uri=f"sqlite:///{db}")
     runs = client.search_runs([client.get_experiment_by_name("raysys").experiment_id])
-    assert len(runs) == 1 and runs[0].data.tags["family"] == family and runs[0].info.status == "FINISHED"
+    assert len(runs) == 1 and runs[0].data.tags[TAG_FAMILY] == family and runs[0].info.status == "FINISHED"
 
 
 def test_batch_larger_than_the_training_subjects_fails_before_ray(tiny_store, capsys):

@@ -10,6 +10,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from raysys.models import build_family
+from raysys.names import TAG_FAMILY, TAG_FIGURES_ERROR, TAG_PRESET, TAG_RUN_NAME, TAG_STORE
 from raysys.train import NonFiniteLossError, ScalingSpec, TrackingSpec, TrainConfig, fit, load_state
 from raysys.train.checkpoint import parameter_digest, read_rank_records
 
@@ -52,7 +53,8 @@ def test_fit_reports_metrics_and_loadable_checkpoint(tiny_store, tmp_path, track
     run = runs[0]
     assert run.info.status == "FINISHED"
     assert run.data.params["train.family"] == "toy" and run.data.params["model.width"] == "8"
-    assert run.data.tags["family"] == "toy" and run.data.tags["preset"] == "tiny" and run.data.tags["store_id"]
+    assert run.data.tags[TAG_FAMILY] == "toy" and run.data.tags[TAG_PRESET] == "tiny" and run.data.tags[TAG_STORE]
+    assert run.data.tags["model.width"] == "8"  # the family's run_tags
     assert [x.step for x in client.get_metric_history(run.info.run_id, "val/psnr")] == [1, 2]
     # The best reported epoch objective is what the latest checkpoint records as best, and the best
     # epoch's own checkpoint (kept: best by objective) records the same value.
@@ -79,7 +81,7 @@ def test_rerun_continues_and_matches_uninterrupted_run(tiny_store, tmp_path, tra
     assert resumed.metrics["objective"] == pytest.approx(straight.metrics["objective"], abs=1e-6)
 
     client, runs = mlflow_runs(tracking_uri)
-    by_name = {r.data.tags["raysys.run_name"]: r for r in runs}
+    by_name = {r.data.tags[TAG_RUN_NAME]: r for r in runs}
     assert sorted(by_name) == ["resumed", "straight"]  # one MLflow run per training run
     steps = [x.step for x in client.get_metric_history(by_name["resumed"].info.run_id, "epoch")]
     assert steps == [1, 2, 3]
@@ -115,7 +117,7 @@ def test_real_family_trains_one_epoch(family, tiny_store, tmp_path, tracking_uri
     assert state["family"] == family
     client, runs = mlflow_runs(tracking_uri)
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
-    assert "figures_error" not in runs[0].data.tags, runs[0].data.tags.get("figures_error")
+    assert TAG_FIGURES_ERROR not in runs[0].data.tags, runs[0].data.tags.get(TAG_FIGURES_ERROR)
     artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id, "figures")}
     expected = {"figures/synthesis_grid.png"}
     if family == "disentangle":

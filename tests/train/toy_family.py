@@ -87,9 +87,16 @@ class ToyFamily(ModelFamily):
         l1 = (out - images).abs().mean(dim=(1, 2, 3))
         return {"psnr": psnr, "l1": l1}
 
+    @property
+    def context_slices(self) -> int:
+        return self.config.context
+
+    def run_tags(self):
+        return {"width": str(self.config.width)}
+
     @torch.no_grad()
-    def synthesise(self, batch):
-        return self.modules["model"](self._centre(batch), batch["available"])
+    def synthesis(self, batch):
+        return {"synthesis": self.modules["model"](self._centre(batch), batch["available"])}
 
     def inference_module(self):
         return unwrap(self.modules["model"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +20,7 @@ from raysys.models.disentangle.losses import (
 )
 from raysys.models.disentangle.model import DisentangleModel, DisentangleOutput
 from raysys.models.disentangle.score import ReferenceBank, disentanglement_score
-from raysys.models.family import ModelFamily, StepContext, unwrap
+from raysys.models.family import ModelFamily, StepContext, first_available, unwrap
 from raysys.models.metrics import masked_psnr, masked_ssim
 
 # ``disentanglement``: score.disentanglement_score, in [-2, 2], higher = better disentangled.
@@ -208,3 +208,39 @@ class DisentangleFamily(ModelFamily):
     # --- export ---------------------------------------------------------------------------------
     def inference_module(self) -> DisentangleModel:
         return unwrap(self.modules["model"])
+
+    # --- what the loop asks ----------------------------------------------------------------------
+    @property
+    def context_slices(self) -> int:
+        return self.config.context
+
+    def run_tags(self) -> dict[str, str]:
+        """Table 1's design axes: the regulariser (+NA/+Adv/+Sim) and the encoders (Conv/CondConv)."""
+        return {"regulariser": self.config.regulariser, "encoder": self.config.encoder}
+
+    @torch.no_grad()
+    def synthesis(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``self``: D(s_m, z_m | m); ``from 1st``: D(s_first, z_m | m), s_first = the anatomy of
+        each sample's first available input. Centre slices, [B, M, H, W]."""
+        model = self.inference_module()
+        device = next(model.parameters()).device
+        images, available = batch["images"].to(device), batch["available"].to(device).bool()
+        s, z = model.anatomy(images, available), model.modality(images, available)
+        rows = torch.arange(s.shape[0], device=s.device)
+        s_first = s[rows, first_available(available).float().argmax(dim=1)]
+        centre = self.config.context // 2  # the decoder gives [N, K, H, W]
+        self_recon = [model.decode(s[:, m], z[:, m], m)[:, centre] for m in range(len(self.modalities))]
+        cross = [model.decode(s_first, z[:, m], m)[:, centre] for m in range(len(self.modalities))]
+        return {"self": torch.stack(self_recon, dim=1), "from 1st": torch.stack(cross, dim=1)}
+
+    def figures(self, batches: Sequence[Mapping[str, torch.Tensor]], value_range: tuple[float, float]) -> dict[str, Any]:
+        """t-SNE of z coloured by modality and of f(s) coloured by subject (needs >= 3 samples)."""
+        from raysys.models.disentangle.probes import collect_representations, tsne_figure
+
+        reps = collect_representations(self.inference_module(), batches)
+        if reps["z"].shape[0] < 3:
+            return {}
+        return {
+            "tsne_z_by_modality": tsne_figure(reps["z"], reps["modality"], "z by modality", dict(enumerate(self.modalities))),
+            "tsne_fs_by_subject": tsne_figure(reps["fs"], reps["subject"], "f(s) by subject"),
+        }

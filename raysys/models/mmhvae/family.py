@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
-from raysys.models.family import ModelFamily, StepContext, unwrap
+from raysys.models.family import ModelFamily, StepContext, first_available, unwrap
 from raysys.models.metrics import masked_psnr, masked_ssim
 from raysys.models.mmhvae.config import MMHVAEConfig
 from raysys.models.mmhvae.discriminator import PatchDiscriminators
@@ -249,6 +249,20 @@ class MMHVAEFamily(ModelFamily):
     # --- export -------------------------------------------------------------------------
     def inference_module(self) -> nn.Module:
         return unwrap(self.modules["model"])
+
+    # --- what the loop asks --------------------------------------------------------------
+    # context_slices: the default 1; the model reads the centre slice only.
+    def run_tags(self) -> dict[str, str]:
+        """The design axes of the paper's ablations: latent levels L, fusion, GAN weight."""
+        return {"levels": str(self.config.levels), "fusion": self.config.fusion, "lambda_gan": str(self.config.lambda_gan)}
+
+    @torch.no_grad()
+    def synthesis(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Every modality from all available inputs and from each sample's first input alone (PoE)."""
+        model: MMHVAE = self.inference_module()
+        device = next(model.parameters()).device
+        images, available = batch["images"].to(device), batch["available"].to(device).bool()
+        return {"from all": model.synthesise(images, available), "from 1st": model.synthesise(images, first_available(available))}
 
     def __repr__(self) -> str:
         return f"MMHVAEFamily(modalities={list(self.modalities)}, levels={self.config.levels}, groups={self.config.groups})"
