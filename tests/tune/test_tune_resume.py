@@ -16,7 +16,8 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from raysys.tune.study import STUDY_FILE, optuna_storage
+from raysys.tune.optuna_adapter import optuna_storage
+from raysys.tune.run import STUDY_FILE
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
 
@@ -26,17 +27,19 @@ DRIVER = r"""
 import sys, time
 import ray
 from ray import tune
-from raysys.tune.study import StudySpec, run_study
+from raysys.train import TrackingSpec, TrainConfig
+from raysys.tune import StudySpec, run_study
 
 def slow_trainable(config, context):
-    for epoch in range(context.train["epochs"]):
+    for epoch in range(context.train.epochs):
         time.sleep(1.5)
         tune.report({"objective": -1000 * config["model.lr"] + epoch, "epoch": epoch})
 
 storage, tracking, mode, ray_tmp = sys.argv[1:5]
 ray.init(address="local", num_cpus=2, resources={"trial_driver": 1}, include_dashboard=False, _temp_dir=ray_tmp)
-spec = StudySpec(family="disentangle", data=None, name="resumable", storage=storage, trials=%d, max_epochs=2,
-                 grace_epochs=2, concurrency=1, register=False, mode="max", tracking_uri=tracking, experiment="t")
+spec = StudySpec(train=TrainConfig(family="disentangle", epochs=2), name="resumable", storage=storage, trials=%d,
+                 grace_epochs=2, concurrency=1, register=False, mode="max",
+                 tracking=TrackingSpec(tracking_uri=tracking, experiment="t"))
 outcome = run_study(spec, resume=mode == "resume", trainable=slow_trainable)
 print("OUTCOME", outcome.trials, len(outcome.errored), flush=True)
 """ % TRIALS
@@ -53,7 +56,8 @@ def kill_ray_of(ray_tmp: str) -> None:
                 pass
 
 
-def completed(storage: Path) -> int:
+def trials_in(storage: Path, *states: optuna.trial.TrialState) -> int:
+    """How many Optuna trials of the study are in one of ``states`` (any state when none given)."""
     db = storage / "resumable" / "optuna.db"
     if not db.exists():
         return 0
@@ -61,7 +65,19 @@ def completed(storage: Path) -> int:
         study = optuna.load_study(study_name="resumable", storage=optuna_storage(db.parent))
     except Exception:  # noqa: BLE001 - not created yet
         return 0
-    return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials())
+    return len(study.get_trials(states=states or None))
+
+
+def completed(storage: Path) -> int:
+    return trials_in(storage, optuna.trial.TrialState.COMPLETE)
+
+
+def wait_until(condition, proc, what: str, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # polls the study's own records; the driver keeps running meanwhile
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
 
 
 def test_resume_after_killing_the_driver_neither_repeats_nor_loses_trials(tmp_path):
@@ -76,12 +92,9 @@ def test_resume_after_killing_the_driver_neither_repeats_nor_loses_trials(tmp_pa
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                     start_new_session=True)
             if attempt == "first":
-                deadline = time.monotonic() + 240
-                while completed(storage) < 1:  # kill the driver once the first trial has completed
-                    assert proc.poll() is None, proc.stdout.read()[-3000:]
-                    assert time.monotonic() < deadline, "first trial did not complete"
-                    time.sleep(0.5)
-                time.sleep(1.0)  # into the second trial
+                # Kill the driver once the first trial has completed and the second has been asked for.
+                wait_until(lambda: completed(storage) >= 1, proc, "first trial did not complete")
+                wait_until(lambda: trials_in(storage) >= 2, proc, "second trial was not started")
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 assert completed(storage) < TRIALS
