@@ -55,7 +55,11 @@ def start_parent_run(
 
 
 def reopen_parent_run(tracking_uri: str, run_id: str) -> None:
-    MlflowClient(tracking_uri).update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+    """``--resume``: the parent runs again; the reason it stopped last time no longer applies."""
+    client = MlflowClient(tracking_uri)
+    if TAG_ERROR in client.get_run(run_id).data.tags:
+        client.delete_tag(run_id, TAG_ERROR)
+    client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
 
 
 def end_parent_run(tracking_uri: str, run_id: str, status: str = "FINISHED", error: str | None = None) -> None:

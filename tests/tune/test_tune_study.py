@@ -158,6 +158,7 @@ def test_resume_closes_the_runs_a_killed_driver_left_running(local_ray, tmp_path
     # What a SIGKILL between a trial's end and the study's end leaves: the parent and a finished
     # trial's run RUNNING, and the run of a trial Tune never recorded (started after its last snapshot).
     client.update_run(outcome.parent_run_id, status="RUNNING")
+    client.set_tag(outcome.parent_run_id, TAG_ERROR, "interrupted (an earlier Ctrl-C)")  # cleared by the resume
     experiment = client.get_run(outcome.parent_run_id).info.experiment_id
     finished_trial = ExperimentAnalysis(str(s.study_dir)).trials[0].trial_id
     left = {}
@@ -172,5 +173,6 @@ def test_resume_closes_the_runs_a_killed_driver_left_running(local_ray, tmp_path
     finished, unknown = client.get_run(left[finished_trial]), client.get_run(left["unknown_00009"])
     assert finished.info.status == "FINISHED" and "TERMINATED" in finished.data.tags[TAG_LEFT_OPEN]
     assert unknown.info.status == "KILLED" and TAG_LEFT_OPEN in unknown.data.tags
-    assert client.get_run(outcome.parent_run_id).info.status == "FINISHED"
+    parent = client.get_run(outcome.parent_run_id)
+    assert parent.info.status == "FINISHED" and TAG_ERROR not in parent.data.tags
     assert not client.search_runs([experiment], f"tags.mlflow.parentRunId = '{outcome.parent_run_id}' and attributes.status = 'RUNNING'")
