@@ -35,7 +35,8 @@ def main() -> None:
     from ray.tune import ExperimentAnalysis
 
     from raysys.tune.cli import ensure_embedded_store, project_root
-    from raysys.tune.study import StudySpec, run_study
+    from raysys.train import TrackingSpec, TrainConfig
+    from raysys.tune import StudySpec, run_study
 
     data = args.data or ensure_embedded_store(project_root())
     with tempfile.TemporaryDirectory(prefix="raysys-bench-") as tmp:
@@ -44,10 +45,11 @@ def main() -> None:
                  dashboard_host="127.0.0.1", log_to_driver=False)
         ray_init_s = time.perf_counter() - t0
         try:
-            spec = StudySpec(family=args.family, data=data, name="bench", storage=str(Path(tmp) / "studies"),
-                             trials=args.trials, max_epochs=1, grace_epochs=1, concurrency=args.concurrency,
-                             batch_size=2, max_steps_per_epoch=1, max_val_steps=1, register=False,
-                             tracking_uri=f"sqlite:///{Path(tmp) / 'mlflow.db'}", experiment="bench")
+            spec = StudySpec(train=TrainConfig(family=args.family, data=data, epochs=1, batch_size=2, max_steps_per_epoch=1,
+                                               max_val_steps=1),
+                             name="bench", storage=str(Path(tmp) / "studies"), trials=args.trials, grace_epochs=1,
+                             concurrency=args.concurrency, register=False,
+                             tracking=TrackingSpec(tracking_uri=f"sqlite:///{Path(tmp) / 'mlflow.db'}", experiment="bench"))
             t0 = time.perf_counter()
             run_study(spec)
             study_s = time.perf_counter() - t0

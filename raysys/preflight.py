@@ -149,7 +149,8 @@ def recorded_objectives(study_dir: Path, name: str) -> list[tuple[str | None, st
     """[(metric, "max"|"min")] a study was created with: ``study.json``'s ``objectives`` when it
     records them, else the Optuna study's directions (metric names then unknown: None); None
     when neither exists."""
-    from raysys.tune.study import OPTUNA_FILE, STUDY_FILE
+    from raysys.tune.optuna_adapter import OPTUNA_FILE
+    from raysys.tune.run import STUDY_FILE
 
     state = study_dir / STUDY_FILE
     if state.is_file():

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from raysys.config import ConfigError, parse_overrides
+from raysys.train import ScalingSpec, TrackingSpec, TrainConfig
+from raysys.tune.spec import STUDY_EXPERIMENT
 
 DEMO_SUBJECTS = 24  # 4 folds: 12 train, 6 val, 6 test subjects (batches need distinct subjects)
 
@@ -36,7 +38,7 @@ def build_parser(family: str) -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="Zarr store; default: the embedded phantom, generated and converted if missing")
     p.add_argument("--trials", type=int, default=4, help="trials in the study (default 4)")
     p.add_argument("--max-epochs", type=int, default=None,
-                   help="epochs of a trial that is never stopped early (ASHA max_t); default: the preset's budget, else 2")
+                   help=f"epochs of a trial that is never stopped early (train.epochs = ASHA max_t); default: the preset's budget, else {STUDY_EPOCHS}")
     p.add_argument("--grace-epochs", type=int, default=1, help="epochs every trial runs before ASHA may stop it")
     p.add_argument("--workers-per-trial", type=int, default=1, help="Ray Train workers per trial (DDP)")
     p.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per Train worker (0 = CPU, gloo)")
@@ -47,12 +49,12 @@ def build_parser(family: str) -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="study name (default: the first free <family>-study-<k>)")
     p.add_argument("--storage", default=None, help="Tune/Optuna storage dir shared by all nodes (default <root>/runs/studies)")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:////<root>/runs/mlflow.db)")
-    p.add_argument("--experiment", default=None, help="MLflow experiment (default <family>-studies)")
+    p.add_argument("--experiment", default=None, help=f"MLflow experiment (default {STUDY_EXPERIMENT})")
     p.add_argument("--fix", action="append", default=[], metavar="KEY=VALUE",
                    help="pin a search-space parameter (repeatable), e.g. --fix regulariser=sim --fix train.batch_size=4")
     p.add_argument("--seed", type=int, default=0, help="seed of the TPE sampler and of every trial's training")
     p.add_argument("--preset", default="tiny", help="model preset: tiny | cpu | paper (cpu: sized for a 2-core machine, with its own budget)")
-    p.add_argument("--batch-size", type=int, default=None, help="slices per worker per step (default: the preset's budget, else 4)")
+    p.add_argument("--batch-size", type=int, default=None, help=f"slices per worker per step (default: the preset's budget, else {TrainConfig.batch_size})")
     p.add_argument("--fold", type=int, default=0, help="cross-validation fold (validation = fold + 1)")
     p.add_argument("--max-steps-per-epoch", type=int, default=None,
                    help="cap on train batches per epoch and rank (0 = all; default: the preset's budget, else 0)")
@@ -88,8 +90,11 @@ def ensure_embedded_store(root: Path) -> str:
     return str(store)
 
 
-# Used for a flag left unset when the preset has no budget for it.
-FALLBACK_BUDGET = {"epochs": 2, "batch_size": 4, "max_steps_per_epoch": 0, "max_val_steps": 0}
+# Epochs of a study whose preset brings no budget: short trials, so a default study is small
+# (ASHA's max_t; a single training run defaults to TrainConfig's epochs).
+STUDY_EPOCHS = 2
+# A flag left unset when the preset has no budget for it: TrainConfig's defaults (epochs: STUDY_EPOCHS).
+FALLBACK_BUDGET = {"epochs": STUDY_EPOCHS, **{k: getattr(TrainConfig(), k) for k in ("batch_size", "max_steps_per_epoch", "max_val_steps")}}
 
 
 def resolve_budget(family: str, args: argparse.Namespace) -> dict[str, int]:
@@ -130,7 +135,9 @@ def default_name(family: str, storage: Path) -> str:
 
 
 def main(family: str, argv: Sequence[str] | None = None) -> int:
-    from raysys.tune.study import StudyError, StudySpec, parse_objectives, run_study
+    from raysys.tracking import resolve_tracking_uri
+    from raysys.tune.run import run_study
+    from raysys.tune.spec import StudyError, StudySpec, parse_objectives
 
     args = build_parser(family).parse_args(argv)
     root = project_root()
@@ -150,12 +157,12 @@ def main(family: str, argv: Sequence[str] | None = None) -> int:
         print(f"--preset: {err}", file=sys.stderr)
         return 2
     try:  # reject a bad --objectives before generating data or starting Ray
-        objectives = StudySpec(family=family, data=None, name=name, storage=str(storage),
+        objectives = StudySpec(train=TrainConfig(family=family), name=name, storage=str(storage),
                                objectives=parse_objectives(args.objectives)).objective_specs
     except ValueError as err:
         print(f"--objectives: {err}", file=sys.stderr)
         return 2
-    tracking_uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'runs' / 'mlflow.db'}"
+    tracking_uri = resolve_tracking_uri(args.tracking_uri, default_dir=root / "runs")
     data = args.data or ensure_embedded_store(root)
     from raysys.preflight import preflight_study
 
@@ -167,19 +174,22 @@ def main(family: str, argv: Sequence[str] | None = None) -> int:
     init_ray(args, concurrency_hint=args.concurrency or args.trials)
     try:
         spec = StudySpec(
-            family=family, data=data, name=name, storage=str(storage), trials=args.trials, max_epochs=budget["epochs"],
-            grace_epochs=min(args.grace_epochs, budget["epochs"]), workers_per_trial=args.workers_per_trial,
-            gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker,
-            concurrency=args.concurrency or default_concurrency(args), seed=args.seed, preset=args.preset,
-            batch_size=budget["batch_size"], max_steps_per_epoch=budget["max_steps_per_epoch"],
-            max_val_steps=budget["max_val_steps"],
-            fold=args.fold, fixed=fixed, tracking_uri=tracking_uri, experiment=args.experiment or f"{family}-studies",
+            train=TrainConfig(family=family, preset=args.preset, data=data, fold=args.fold, seed=args.seed, **budget),
+            name=name, storage=str(storage),
+            scaling=ScalingSpec(workers=args.workers_per_trial, gpus_per_worker=args.gpus_per_worker,
+                                cpus_per_worker=args.cpus_per_worker),
+            tracking=TrackingSpec(tracking_uri=tracking_uri, experiment=args.experiment or STUDY_EXPERIMENT),
+            trials=args.trials, grace_epochs=min(args.grace_epochs, budget["epochs"]),
+            concurrency=args.concurrency or default_concurrency(args), fixed=fixed,
             register=not args.no_register, objectives=parse_objectives(args.objectives),
         )
         outcome = run_study(spec, resume=args.resume)
     except (StudyError, ValueError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: run_study ended the MLflow runs KILLED
+        print(f"interrupted; continue with --name {name} --resume", file=sys.stderr)
+        return 130
     print(report(outcome, data=data), flush=True)
     return 0 if outcome.best_trial is not None else 1
 

@@ -15,8 +15,9 @@ from typing import Any, Callable, Mapping
 
 import optuna
 
+from raysys.names import CONFIG_PREFIXES, MODEL_KEY, TRAIN_KEY
+
 Space = Callable[[optuna.Trial], "dict[str, Any] | None"]
-CONFIG_PREFIXES = ("model.", "train.")
 
 
 def load_space(family: str, preset: str | None = None, **bind: Any) -> tuple[Space, list[dict[str, Any]]]:
@@ -130,17 +131,10 @@ class FixedSpace:
         derived = dict(self.space(pinned) or {})
         for key, value in self.fixed.items():
             if key not in pinned.used:
-                derived[key if key.startswith(CONFIG_PREFIXES) else f"model.{key}"] = value
+                derived[key if key.startswith(CONFIG_PREFIXES) else f"{MODEL_KEY}{key}"] = value
         return derived or None
 
     def points(self, points: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Paper points without the pinned names (the pinned value wins for those)."""
-        pinned = {alias for key in self.fixed for alias in (key, f"model.{key}", f"train.{key}")}
+        pinned = {alias for key in self.fixed for alias in (key, f"{MODEL_KEY}{key}", f"{TRAIN_KEY}{key}")}
         return [{k: v for k, v in p.items() if k not in pinned} for p in points]
-
-
-def split_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Sampled params -> (train overrides, model overrides); space-internal choices are dropped."""
-    train = {k[len("train."):]: v for k, v in params.items() if k.startswith("train.")}
-    model = {k[len("model."):]: v for k, v in params.items() if k.startswith("model.")}
-    return train, model

@@ -11,37 +11,35 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
-from raysys.tune.space import split_params
+from raysys.config import from_flat, split_flat
+from raysys.names import CONFIG_PREFIXES, TAG_SPACE, TAG_TRIAL
+from raysys.train import ScalingSpec, TrackingSpec, TrainConfig
 
 
 @dataclasses.dataclass(frozen=True)
 class TrialContext:
-    """What every trial of a study shares (picklable; handed over by ``tune.with_parameters``)."""
+    """What every trial of a study shares (picklable; handed over by ``tune.with_parameters``).
 
-    family: str
-    preset: str
-    data: str  # absolute path or URL of the store
+    The study's own configs, resolved on the driver: ``train.data`` absolute, ``tracking`` with
+    the resolved URI, the study's parent run and the study's tags.
+    """
+
+    train: TrainConfig  # every trial's base; sampled ``train.*`` params override it
+    scaling: ScalingSpec
+    tracking: TrackingSpec
     train_storage: str  # absolute dir (or URL) where the trials' Train runs keep checkpoints
-    train: Mapping[str, Any]  # flat TrainConfig fields every trial uses (epochs, batch_size, ...)
-    workers: int = 1
-    gpus_per_worker: float = 0.0
-    cpus_per_worker: float = 1.0
-    tracking_uri: str | None = None
-    experiment: str = "raysys"
-    parent_run_id: str | None = None
-    study: str = ""
 
 
-def trial_configs(params: Mapping[str, Any], context: TrialContext):
-    """Sampled params -> (TrainConfig, model overrides, extra tags) for ``raysys.train.fit``."""
-    from raysys.config import from_flat
-    from raysys.train import TrainConfig
+def trial_configs(params: Mapping[str, Any], context: TrialContext) -> tuple[TrainConfig, dict[str, Any], dict[str, str]]:
+    """Sampled params -> (TrainConfig, model overrides, space tags) for ``raysys.train.fit``.
 
-    train_over, model_over = split_params(params)
-    base = {"family": context.family, "preset": context.preset, "data": context.data}
-    train = from_flat(TrainConfig, {**base, **context.train, **train_over})
-    # Space-internal choices (e.g. "gan": "off") are not config fields: record them as tags.
-    tags = {f"raysys.space.{k}": str(v) for k, v in params.items() if not k.startswith(("model.", "train."))}
+    Keys with a ``train.``/``model.`` prefix are config overrides; any other key is a choice of
+    the space itself (e.g. ``"gan": "off"``), recorded as the tag ``raysys.space.<key>``.
+    """
+    config_keys = {k: v for k, v in params.items() if k.startswith(CONFIG_PREFIXES)}
+    train_over, model_over = split_flat(config_keys, bare=None)
+    train = from_flat(TrainConfig, train_over, base=context.train)
+    tags = {f"{TAG_SPACE}{k}": str(v) for k, v in params.items() if k not in config_keys}
     return train, model_over, tags
 
 
@@ -50,23 +48,15 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     import ray.tune
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    from raysys.train import ScalingSpec, TrackingSpec, fit
+    from raysys.train import fit
 
     trial_id = ray.tune.get_context().get_trial_id()
     train, model_overrides, tags = trial_configs(config, context)
-    scaling = ScalingSpec(
-        workers=context.workers, gpus_per_worker=context.gpus_per_worker, cpus_per_worker=context.cpus_per_worker
-    )
-    tracking = TrackingSpec(
-        tracking_uri=context.tracking_uri,
-        experiment=context.experiment,
-        parent_run_id=context.parent_run_id,
-        tags={"raysys.study": context.study, "raysys.trial_id": trial_id, **tags},
-    )
+    tracking = dataclasses.replace(context.tracking, tags={**context.tracking.tags, TAG_TRIAL: trial_id, **tags})
     fit(
         train,
         model_overrides,
-        scaling,
+        context.scaling,
         run_name=trial_id,
         storage=context.train_storage,
         tracking=tracking,

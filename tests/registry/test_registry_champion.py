@@ -12,7 +12,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from registry_helpers import write_checkpoint  # noqa: E402
 
 from raysys.tracking import get_or_create_experiment  # noqa: E402
-from raysys.tune.champion import CHAMPION, TAG_STORE, publish, should_promote  # noqa: E402
+from raysys.names import TAG_STORE  # noqa: E402
+from raysys.registry.champion import CHAMPION, publish, should_promote  # noqa: E402
 
 OBJ = "val/psnr_cross"
 

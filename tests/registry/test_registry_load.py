@@ -20,7 +20,7 @@ from registry_helpers import MODALITIES, write_checkpoint  # noqa: E402
 from raysys.registry import load, model_uri  # noqa: E402
 from raysys.registry.format import read_model_dir, save_from_checkpoint  # noqa: E402
 from raysys.tracking import get_or_create_experiment  # noqa: E402
-from raysys.tune.champion import publish  # noqa: E402
+from raysys.registry.champion import publish  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -145,14 +145,16 @@ def test_tune_resume_with_other_objectives_than_the_study(tiny_store, tmp_path):
     ray = pytest.importorskip("ray")
     from ray import tune
 
-    from raysys.tune.study import StudySpec, run_study
+    from raysys.train import TrackingSpec, TrainConfig
+    from raysys.tune import StudySpec, run_study
 
     def one_report(config, context):
         tune.report({"objective": 1.0, "val/disentanglement": 0.5})
 
     storage = tmp_path / "studies"
-    spec = StudySpec(family="disentangle", data=tiny_store, name="s", storage=str(storage), trials=1, max_epochs=1,
-                     grace_epochs=1, register=False, tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", experiment="s")
+    spec = StudySpec(train=TrainConfig(family="disentangle", data=tiny_store, epochs=1), name="s", storage=str(storage),
+                     trials=1, grace_epochs=1, register=False,
+                     tracking=TrackingSpec(tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", experiment="s"))
     ray.init(address="local", num_cpus=1, resources={"trial_driver": 1}, include_dashboard=False, log_to_driver=False)
     try:
         assert run_study(spec, trainable=one_report).trials == 1
@@ -161,7 +163,7 @@ def test_tune_resume_with_other_objectives_than_the_study(tiny_store, tmp_path):
 
     asked = ["--name", "s", "--resume", "--objectives", "objective,val/disentanglement"]
     done = run_job("tune_disentangle.py", tune_args(tiny_store, tmp_path, *asked), tmp_path)
-    assert_refused(done, tmp_path, "--objectives objective:max,val/disentanglement:max", "study 's'", "(max)")
+    assert_refused(done, tmp_path, "--objectives objective:max,val/disentanglement:max", "study 's'", "created with objective:max", "resume without --objectives")
 
 
 # --- the checks themselves, in process --------------------------------------------------------

@@ -17,7 +17,8 @@ import ray.train
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
-from raysys.tune.study import StudySpec, run_study
+from raysys.train import TrackingSpec, TrainConfig
+from raysys.tune import StudySpec, run_study
 
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -39,7 +40,7 @@ def torch_trainer_trainable(config, context):
     trial_id = ray.tune.get_context().get_trial_id()
     TorchTrainer(
         worker_loop,
-        train_loop_config={"epochs": context.train["epochs"], "order": order},
+        train_loop_config={"epochs": context.train.epochs, "order": order},
         scaling_config=ray.train.ScalingConfig(num_workers=1, resources_per_worker={"CPU": 1}),
         run_config=ray.train.RunConfig(
             name=trial_id, storage_path=context.train_storage, callbacks=[TuneReportCallback()],
@@ -53,9 +54,9 @@ def test_asha_stops_train_trials_and_later_trials_still_start(tmp_path):
     ray.init(address="local", num_cpus=2, resources={"trial_driver": 1}, include_dashboard=True, dashboard_host="127.0.0.1",
              log_to_driver=False, runtime_env={"env_vars": {"RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "180"}})
     try:
-        spec = StudySpec(family="disentangle", data=None, name="asha",
-                         storage=str(tmp_path / "studies"), trials=3, max_epochs=3, grace_epochs=1, concurrency=1,
-                         register=False, mode="max", tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment="t")
+        spec = StudySpec(train=TrainConfig(family="disentangle", epochs=3), name="asha",
+                         storage=str(tmp_path / "studies"), trials=3, grace_epochs=1, concurrency=1, register=False,
+                         mode="max", tracking=TrackingSpec(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment="t"))
         outcome = run_study(spec, trainable=torch_trainer_trainable)
         from ray.tune import ExperimentAnalysis
 

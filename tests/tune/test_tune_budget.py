@@ -3,14 +3,13 @@ and a study of such a preset evaluates the preset's own values first (fast, no R
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 
 from raysys.models import make_config, preset_budget
 from raysys.train.cli import build_parser as train_parser
 from raysys.train.cli import configs_from_args
-from raysys.tune.cli import FALLBACK_BUDGET, build_parser, resolve_budget
+from raysys.train import TrainConfig
+from raysys.tune.cli import STUDY_EPOCHS, build_parser, resolve_budget
 from raysys.tune.space import load_space
 
 BUDGET_KEYS = {"epochs", "max_steps_per_epoch", "batch_size", "max_val_steps"}
@@ -33,7 +32,10 @@ def test_study_flags_default_to_the_preset_budget_and_flags_win(family):
     parse = build_parser(family).parse_args
     budget = preset_budget(family, "cpu")
     assert resolve_budget(family, parse(["--preset", "cpu"])) == budget
-    assert resolve_budget(family, parse(["--preset", "tiny"])) == FALLBACK_BUDGET
+    defaults = TrainConfig()  # a preset without a budget: TrainConfig's defaults, short study trials
+    assert resolve_budget(family, parse(["--preset", "tiny"])) == {
+        "epochs": STUDY_EPOCHS, "batch_size": defaults.batch_size, "max_steps_per_epoch": defaults.max_steps_per_epoch,
+        "max_val_steps": defaults.max_val_steps}
     overridden = resolve_budget(family, parse(["--preset", "cpu", "--max-epochs", "1", "--batch-size", "2"]))
     assert overridden == {**budget, "epochs": 1, "batch_size": 2}
 

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from raysys.tune.spec import STUDY_EXPERIMENT
+
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "jobs" / "demo.sh"
 
@@ -57,7 +59,7 @@ def test_ray_job_submit_of_a_two_trial_study_registers_a_loadable_champion(tiny_
 
         uri = f"http://127.0.0.1:{p['MLFLOW_PORT']}"
         client = MlflowClient(uri, registry_uri=uri)
-        experiment = client.get_experiment_by_name("mmhvae-studies")
+        experiment = client.get_experiment_by_name(STUDY_EXPERIMENT)
         runs = client.search_runs([experiment.experiment_id])
         parents = [r for r in runs if r.data.tags.get("raysys.role") == "study"]
         assert len(parents) == 1

@@ -12,7 +12,10 @@ import pytest
 import ray
 from mlflow import MlflowClient
 
-from raysys.tune.study import PARETO_FILE, TUNE_TRIAL_ATTR, StudySpec, optuna_storage, run_study
+from raysys.train import TrackingSpec, TrainConfig
+from raysys.tune import StudySpec, run_study
+from raysys.tune.optuna_adapter import TUNE_TRIAL_ATTR, optuna_storage
+from raysys.tune.results import PARETO_FILE
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +30,11 @@ def local_ray():
 def test_multi_objective_study_records_two_values_and_the_pareto_front(local_ray, tmp_path, tiny_store):
     # Full validation (max_val_steps=0): the val split's second subject gives the score its
     # other-subject references (the validation loader is ordered by subject).
-    spec = StudySpec(family="disentangle", data=tiny_store, name="mo", storage=str(tmp_path / "studies"), trials=2,
-                     max_epochs=1, grace_epochs=1, concurrency=2, batch_size=4, max_steps_per_epoch=1,
-                     max_val_steps=0, register=False, tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-                     experiment="mo", objectives=("objective", "val/disentanglement"))
+    spec = StudySpec(train=TrainConfig(family="disentangle", data=tiny_store, epochs=1, batch_size=4,
+                                       max_steps_per_epoch=1, max_val_steps=0),
+                     name="mo", storage=str(tmp_path / "studies"), trials=2, grace_epochs=1, concurrency=2,
+                     register=False, tracking=TrackingSpec(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment="mo"),
+                     objectives=("objective", "val/disentanglement"))
     assert spec.objective_specs == [("objective", "max"), ("val/disentanglement", "max")]
     outcome = run_study(spec)
     assert outcome.trials == 2 and not outcome.errored, outcome.errored
@@ -55,7 +59,7 @@ def test_multi_objective_study_records_two_values_and_the_pareto_front(local_ray
     best_number = max(complete, key=lambda t: t.values[0])
     assert outcome.best_trial == best_number.user_attrs[TUNE_TRIAL_ATTR]
 
-    client = MlflowClient(spec.tracking_uri)
+    client = MlflowClient(outcome.tracking_uri)
     parent = client.get_run(outcome.parent_run_id)
     assert parent.data.params["study.objectives"] == "objective(max),val/disentanglement(max)"
     assert set(parent.data.tags["raysys.pareto_trials"].split(",")) == pareto_ids
@@ -68,7 +72,7 @@ def test_multi_objective_study_records_two_values_and_the_pareto_front(local_ray
 
 def test_objectives_are_validated_and_the_primary_is_the_familys_objective(tmp_path):
     def make(objectives):
-        return StudySpec(family="disentangle", data=None, name="x", storage=str(tmp_path), objectives=objectives)
+        return StudySpec(train=TrainConfig(family="disentangle"), name="x", storage=str(tmp_path), objectives=objectives)
 
     assert make(()).objective_specs == [("objective", "max")] and not make(()).multi_objective
     assert make("val/psnr_cross, val/disentanglement:min").objective_specs == [

@@ -16,7 +16,8 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from raysys.tune.study import STUDY_FILE, optuna_storage
+from raysys.tune.optuna_adapter import optuna_storage
+from raysys.tune.run import STUDY_FILE
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
 
@@ -27,7 +28,8 @@ import sys, threading
 from pathlib import Path
 import ray
 from ray import tune
-from raysys.tune.study import StudySpec, run_study
+from raysys.train import TrackingSpec, TrainConfig
+from raysys.tune import StudySpec, run_study
 
 storage, tracking, mode, ray_tmp, marks = sys.argv[1:6]
 
@@ -38,7 +40,7 @@ def trainable(config, context):
     order = len(list(marks_dir.glob("started-*")))  # concurrency 1: trials start one after another
     trial_id = tune.get_context().get_trial_id()
     (marks_dir / f"started-{trial_id}").touch()
-    for epoch in range(context.train["epochs"]):
+    for epoch in range(context.train.epochs):
         tune.report({"objective": -1000 * config["model.lr"] + epoch, "epoch": epoch})
         if mode == "first" and order == 1:
             (marks_dir / "held.tmp").write_text(trial_id)
@@ -46,8 +48,9 @@ def trainable(config, context):
             threading.Event().wait()
 
 ray.init(address="local", num_cpus=2, resources={"trial_driver": 1}, include_dashboard=False, _temp_dir=ray_tmp)
-spec = StudySpec(family="disentangle", data=None, name="resumable", storage=storage, trials=%d, max_epochs=2,
-                 grace_epochs=2, concurrency=1, register=False, mode="max", tracking_uri=tracking, experiment="t")
+spec = StudySpec(train=TrainConfig(family="disentangle", epochs=2), name="resumable", storage=storage, trials=%d,
+                 grace_epochs=2, concurrency=1, register=False, mode="max",
+                 tracking=TrackingSpec(tracking_uri=tracking, experiment="t"))
 outcome = run_study(spec, resume=mode == "resume", trainable=trainable)
 print("OUTCOME", outcome.trials, len(outcome.errored), flush=True)
 """ % TRIALS

@@ -7,13 +7,17 @@ import pickle
 import optuna
 import pytest
 
-from raysys.tune.space import FixedSpace, load_space, split_params
+from raysys.names import TAG_SPACE
+from raysys.train import ScalingSpec, TrackingSpec, TrainConfig
+from raysys.tune.space import FixedSpace, load_space
+from raysys.tune.trainable import TrialContext, trial_configs
 from search_spaces import disentangle, mmhvae
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def sample(space, n: int, seed: int = 0, points=()) -> list[dict]:
+def ask(space, n: int, seed: int = 0, points=()) -> list[tuple[dict, dict]]:
+    """(params Optuna recorded, params the space returned) of ``n`` trials."""
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed), direction="maximize")
     for point in points:
         study.enqueue_trial(point)
@@ -21,9 +25,19 @@ def sample(space, n: int, seed: int = 0, points=()) -> list[dict]:
     for _ in range(n):
         trial = study.ask()
         derived = space(trial) or {}
-        out.append({**trial.params, **derived})
+        out.append((dict(trial.params), derived))
         study.tell(trial, 0.0)
     return out
+
+
+def sample(space, n: int, seed: int = 0, points=()) -> list[dict]:
+    """The configurations a trial receives: recorded and derived params together."""
+    return [{**recorded, **derived} for recorded, derived in ask(space, n, seed, points)]
+
+
+def context(family: str, preset: str = "tiny") -> TrialContext:
+    return TrialContext(train=TrainConfig(family=family, preset=preset), scaling=ScalingSpec(), tracking=TrackingSpec(),
+                        train_storage="/unused")
 
 
 def test_disentangle_conditionals_follow_their_switches():
@@ -59,21 +73,15 @@ def test_paper_points_are_evaluated_first_and_exactly(family):
 
 def test_fixed_space_pins_values_and_samples_the_rest():
     pinned = FixedSpace(disentangle.space, {"regulariser": "adv", "model.lambda_adv": "0.3", "n_experts": 4})
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), direction="maximize")
-    configs, encoders = [], set()
-    for _ in range(20):
-        trial = study.ask()
-        derived = pinned(trial) or {}
-        recorded = dict(trial.params)  # what Optuna stores for the trial
-        study.tell(trial, 0.0)
-        assert recorded["model.regulariser"] == "adv" and recorded["model.lambda_adv"] == pytest.approx(0.3)
-        encoders.add(recorded["model.encoder"])
-        if recorded["model.encoder"] == "condconv":  # suggested by the space: recorded as a one-choice parameter
-            assert recorded["model.n_experts"] == 4 and "model.n_experts" not in derived
-        else:  # not reached by the space: a constant beside the parameters, absent from Optuna's record
-            assert "model.n_experts" not in recorded and derived["model.n_experts"] == 4
-        configs.append({**recorded, **derived})
-    assert encoders == {"conv", "condconv"}  # both branches were checked
+    trials = ask(pinned, 20)
+    configs = [{**recorded, **derived} for recorded, derived in trials]
+    for (recorded, _), c in zip(trials, configs):
+        assert c["model.regulariser"] == "adv" and c["model.lambda_adv"] == pytest.approx(0.3)
+        assert c["model.n_experts"] == 4
+        # Reached by the space (condconv): recorded by Optuna as a one-choice parameter; not
+        # reached (conv): passed through as a constant the Optuna trial does not hold.
+        assert ("model.n_experts" in recorded) == (c["model.encoder"] == "condconv"), recorded
+    assert {c["model.encoder"] for c in configs} == {"conv", "condconv"}  # both branches were exercised
     assert len({c["model.lr"] for c in configs}) == len(configs)  # the rest is still sampled
     clone = pickle.loads(pickle.dumps(pinned))  # OptunaSearch pickles the space
     assert clone.fixed == pinned.fixed and clone.space is disentangle.space
@@ -84,8 +92,9 @@ def test_fixed_space_passes_unsampled_train_keys_and_drops_pinned_names_from_poi
     config = sample(pinned, 1, points=pinned.points(mmhvae.PAPER_POINTS))[0]
     assert config["train.batch_size"] == "4" and config["model.fusion"] == "average"
     assert "model.fusion" not in pinned.points(mmhvae.PAPER_POINTS)[0]
-    train, model = split_params(config)
-    assert train == {"batch_size": "4"} and model["fusion"] == "average" and "gan" not in model
+    train, model, tags = trial_configs(config, context("mmhvae"))
+    assert train.batch_size == 4 and model["fusion"] == "average" and "gan" not in model
+    assert tags == {f"{TAG_SPACE}gan": str(config["gan"])}  # a choice of the space, not a config field
 
 
 def test_fixed_value_outside_the_choices_is_refused_by_name():
@@ -106,7 +115,7 @@ def test_every_sampled_configuration_is_a_valid_family_config(family, preset):
     if max_levels:
         assert configs[0]["model.levels"] == max_levels  # the paper's point uses the full depth
     for c in configs:
-        _, model = split_params(c)
+        _, model, _ = trial_configs(c, context(family, preset))
         config = make_config(family, preset, model)  # unknown keys or bad values raise here
         for key, value in model.items():
             assert getattr(config, key) == value

@@ -1,4 +1,6 @@
-"""Register a study's best checkpoint and move the ``champion`` alias only on improvement.
+"""Publish a checkpoint to the Model Registry and move the ``champion`` alias only on improvement.
+
+Called by a study (``raysys.tune``) for its best trial; nothing here depends on Tune.
 
 Rule: a new version becomes ``champion`` when there is no champion yet, or when the current
 champion was scored on the SAME objective (tag ``raysys.objective``) and the SAME data store
@@ -22,12 +24,10 @@ from typing import Any, Callable, Mapping
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from raysys.names import TAG_CHAMPION_DECISION, TAG_OBJECTIVE, TAG_OBJECTIVE_MODE, TAG_OBJECTIVE_VALUE, TAG_STORE
+
 CHAMPION = "champion"
 MODEL_ARTIFACT = "model"
-TAG_OBJECTIVE = "raysys.objective"
-TAG_VALUE = "raysys.objective_value"
-TAG_MODE = "raysys.objective_mode"
-TAG_STORE = "raysys.store_id"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +48,7 @@ def should_promote(current: Mapping[str, str] | None, objective: str, value: flo
             f"champion was scored on {current.get(TAG_OBJECTIVE)!r} / store {current.get(TAG_STORE)!r}, "
             f"not comparable with {objective!r} / store {store_id!r}"
         )
-    old = float(current.get(TAG_VALUE, "nan"))
+    old = float(current.get(TAG_OBJECTIVE_VALUE, "nan"))
     if not math.isfinite(old):
         return True, "champion has no finite objective value"
     better = value > old if mode == "max" else value < old
@@ -111,8 +111,8 @@ def publish(
             raise
     version_tags = {
         TAG_OBJECTIVE: objective_name,
-        TAG_VALUE: repr(float(objective_value)),
-        TAG_MODE: mode,
+        TAG_OBJECTIVE_VALUE: repr(float(objective_value)),
+        TAG_OBJECTIVE_MODE: mode,
         TAG_STORE: store_id,
         **{k: str(v) for k, v in (tags or {}).items()},
     }
@@ -125,7 +125,7 @@ def publish(
         except MlflowException:
             current = None
         promote, reason = should_promote(current.tags if current else None, objective_name, objective_value, mode, store_id)
-        client.set_model_version_tag(family, str(version), "raysys.champion_decision", reason)
+        client.set_model_version_tag(family, str(version), TAG_CHAMPION_DECISION, reason)
         if promote:
             client.set_registered_model_alias(family, CHAMPION, str(version))
     except BaseException:

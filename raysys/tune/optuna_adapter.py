@@ -1,0 +1,90 @@
+"""The Optuna side of a study: the searcher Tune drives, the study's sqlite file, its Pareto front.
+
+Every use of a private Optuna or ``OptunaSearch`` attribute in raysys is in this file
+(``OptunaSearch._ot_trials``, ``FrozenTrial._trial_id``), so an upgrade that renames one
+touches one module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import optuna
+from ray.tune.search.optuna import OptunaSearch
+
+OPTUNA_FILE = "optuna.db"  # its own sqlite: MLflow and Optuna must not share a database
+TUNE_TRIAL_ATTR = "raysys.tune_trial_id"  # user attr of each Optuna trial: its Tune trial id
+ORPHANED_ATTR = "raysys.orphaned"
+
+
+def optuna_storage(study_dir: Path) -> optuna.storages.RDBStorage:
+    return optuna.storages.RDBStorage(f"sqlite:///{Path(study_dir) / OPTUNA_FILE}")
+
+
+class TaggedOptunaSearch(OptunaSearch):
+    """``OptunaSearch`` that records each Optuna trial's Tune trial id (user attr
+    ``raysys.tune_trial_id``), so the Pareto front names the trials as MLflow and Tune do."""
+
+    def suggest(self, trial_id: str):
+        params = super().suggest(trial_id)
+        ot_trial = self._ot_trials.get(trial_id)
+        if params is not None and ot_trial is not None and TUNE_TRIAL_ATTR not in ot_trial.user_attrs:
+            ot_trial.set_user_attr(TUNE_TRIAL_ATTR, trial_id)
+        return params
+
+
+def make_searcher(
+    space: Callable[[optuna.Trial], Mapping[str, Any] | None],
+    objectives: Sequence[tuple[str, str]],
+    *,
+    first_points: list[dict[str, Any]],
+    seed: int,
+    study_name: str,
+    study_dir: Path,
+) -> TaggedOptunaSearch:
+    """A seeded TPE searcher over the define-by-run ``space``, storing its study in ``study_dir``.
+
+    Several ``objectives`` ([(metric, mode)], primary first) give metric/mode LISTS, so the Optuna
+    study gets one direction per objective (TPE is multi-objective); one gives a plain study.
+    """
+    multi = len(objectives) > 1
+    return TaggedOptunaSearch(
+        space=space,
+        metric=[name for name, _ in objectives] if multi else objectives[0][0],
+        mode=[mode for _, mode in objectives] if multi else objectives[0][1],
+        points_to_evaluate=first_points or None,
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        study_name=study_name,
+        storage=optuna_storage(study_dir),
+    )
+
+
+def pareto_front(study_dir: Path, name: str, objective_names: list[str]) -> list[dict[str, Any]]:
+    """The Optuna study's Pareto-optimal trials (``study.best_trials``), each as
+    ``{"number", "tune_trial_id", "values": {metric: value}, "params"}``, ordered by number."""
+    study = optuna.load_study(study_name=name, storage=optuna_storage(study_dir))
+    return [
+        {
+            "number": trial.number,
+            "tune_trial_id": trial.user_attrs.get(TUNE_TRIAL_ATTR),
+            "values": dict(zip(objective_names, trial.values)),
+            "params": dict(trial.params),
+        }
+        for trial in sorted(study.best_trials, key=lambda t: t.number)
+    ]
+
+
+def mark_orphaned_trials(study_dir: Path, name: str) -> int:
+    """Optuna trials still RUNNING after Tune finished were asked by a driver that was killed
+    before Tune recorded the trial; mark them FAIL (tagged) so the study's history stays true."""
+    storage = optuna_storage(study_dir)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return 0
+    orphans = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.RUNNING]
+    for trial in orphans:
+        storage.set_trial_user_attr(trial._trial_id, ORPHANED_ATTR, "driver stopped before Tune started it")
+        storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+    return len(orphans)

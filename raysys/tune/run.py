@@ -1,0 +1,271 @@
+"""Running a study: Tune over the trial driver, Optuna TPE, ASHA, an MLflow parent run, the registry.
+
+Layout of a study ``<storage>/<name>/`` (absolute; any node of the cluster must reach it):
+    tuner.pkl, experiment_state-*.json, <trial dirs>   Tune's own experiment (``Tuner.restore``)
+    optuna.db                                        the Optuna study (its own sqlite: MLflow and
+                                                     Optuna must not share a database)
+    study.json                                       the MLflow parent run id (so ``--resume``
+                                                     keeps logging under the same parent)
+    train/<trial id>/                                each trial's Ray Train run (checkpoints)
+    pareto_front.json                                multi-objective studies only: the Pareto
+                                                     trials (Optuna ``study.best_trials``)
+
+Multi-objective (``StudySpec.objectives``, e.g. ``("objective", "val/disentanglement")``): the
+Optuna study gets one direction per objective (TPE handles several), but ASHA, Tune's best
+result and the champion rule use the primary (first) objective, which is always ``objective``.
+
+Every run ends: the parent run ends FINISHED when a trial gave a finite objective, FAILED (tag
+``raysys.error``) when none did or the driver raised, KILLED when it was interrupted (Ctrl-C,
+or SIGTERM, e.g. ``ray job stop``); child runs still open are closed in each case. A SIGKILLed
+driver closes nothing: ``--resume`` closes what it left open before Tune restarts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import json
+import os
+import signal
+import threading
+from typing import Any, Callable, Iterator
+
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search import ConcurrencyLimiter
+
+from raysys.config import from_flat, split_flat, to_flat
+from raysys.names import OBJECTIVE, TAG_FAMILY, TAG_STORE, TAG_STUDY, TAG_STUDY_OBJECTIVES, TAG_TRIAL, TRAIN_KEY
+from raysys.tracking import local_path, resolve_tracking_uri
+from raysys.train import TrainConfig
+from raysys.tune import study_tracking
+from raysys.tune.optuna_adapter import OPTUNA_FILE, make_searcher, mark_orphaned_trials, pareto_front
+from raysys.tune.results import PARETO_FILE, StudyOutcome, completed, summarise, trial_statuses
+from raysys.tune.space import FixedSpace, load_space
+from raysys.tune.spec import StudyError, StudySpec
+from raysys.tune.trainable import TrialContext, run_trial
+
+STUDY_FILE = "study.json"
+SCALING_KEY = "scaling."  # the prefix raysys.train.fit logs ScalingSpec under
+STUDY_KEY = "study."  # params of the fields only a study has
+
+
+def run_study(spec: StudySpec, *, resume: bool = False, trainable: Callable | None = None) -> StudyOutcome:
+    """Run (or ``resume``) the study ``spec``; returns its outcome after registering the champion.
+
+    ``trainable`` replaces the trial driver (tests use small function trainables); it is called
+    as ``trainable(config, context)`` with a ``TrialContext``.
+    """
+    study_dir = spec.study_dir
+    has_state = (study_dir / "tuner.pkl").exists()
+    if resume and not has_state:
+        raise StudyError(f"--resume: no study to resume at {study_dir} (no tuner.pkl); run without --resume")
+    if not resume and (has_state or (study_dir / OPTUNA_FILE).exists()):
+        raise StudyError(f"a study named {spec.name!r} already exists at {study_dir}; pass --resume or another --name")
+    study_dir.mkdir(parents=True, exist_ok=True)
+    # Snapshot Tune's experiment state (and the searcher) at least every second rather than every
+    # 10 s, so a killed driver loses as little as possible; --resume restores that snapshot.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    tracking_uri = resolve_tracking_uri(spec.tracking.tracking_uri, default_dir=study_dir.parent)
+    data_id = store_id(spec.train.data)
+    experiment = spec.tracking.experiment
+
+    if resume:
+        parent_run_id = json.loads((study_dir / STUDY_FILE).read_text())["parent_run_id"]
+        study_tracking.reopen_parent_run(tracking_uri, parent_run_id)
+    else:
+        parent_run_id = study_tracking.start_parent_run(
+            tracking_uri, experiment, spec.name,
+            params=study_params(spec, data_id),
+            tags={**spec.tracking.tags, TAG_STUDY: spec.name, TAG_FAMILY: spec.train.family, TAG_STORE: data_id},
+            space_text=_space_description(spec.train.family) if trainable is None else "",
+        )
+        # The objectives too: a later --resume must ask for the same ones (raysys.preflight.check_resume).
+        (study_dir / STUDY_FILE).write_text(json.dumps({"parent_run_id": parent_run_id, "tracking_uri": tracking_uri,
+                                                        "objectives": [list(o) for o in spec.objective_specs]}))
+
+    try:
+        with sigterm_as_interrupt():
+            if resume:  # what a killed driver left open, before Tune reopens the runs it continues
+                study_tracking.close_left_open_runs(tracking_uri, experiment, parent_run_id, trial_statuses(study_dir),
+                                                    spec.train.epochs)
+            outcome = _tune(spec, resume, trainable, tracking_uri, parent_run_id, data_id)
+    except KeyboardInterrupt:
+        _stop(spec, tracking_uri, parent_run_id, "KILLED", "interrupted (Ctrl-C or SIGTERM); --resume continues the study")
+        raise
+    except BaseException as err:
+        _stop(spec, tracking_uri, parent_run_id, "FAILED", f"{type(err).__name__}: {err}")
+        raise
+    study_tracking.end_parent_run(tracking_uri, parent_run_id, *(("FAILED", outcome.failure) if outcome.failure else ()))
+    return outcome
+
+
+def _tune(spec: StudySpec, resume: bool, trainable: Callable | None, tracking_uri: str, parent_run_id: str,
+          data_id: str) -> StudyOutcome:
+    """Tune's part of ``run_study``: fit, read the results, record them, register the champion."""
+    study_dir = spec.study_dir
+    context = TrialContext(
+        train=shared_train(spec),
+        scaling=spec.scaling,
+        tracking=dataclasses.replace(spec.tracking, tracking_uri=tracking_uri, parent_run_id=parent_run_id,
+                                     tags={**spec.tracking.tags, TAG_STUDY: spec.name}),
+        train_storage=str(study_dir / "train"),
+    )
+    wrapped = tune.with_resources(tune.with_parameters(trainable or run_trial, context=context), trial_resources())
+    if resume:
+        tuner = tune.Tuner.restore(str(study_dir), trainable=wrapped, resume_unfinished=True, restart_errored=False)
+    else:
+        tuner = build_tuner(spec, wrapped)
+    results = tuner.fit()
+    if not completed(results):  # Tune stops on the first Ctrl-C and returns what it has
+        raise KeyboardInterrupt("Tune stopped before every trial ended")
+    mark_orphaned_trials(study_dir, spec.name)
+
+    mode = spec.objective_mode
+    outcome = summarise(results, mode, study_dir, parent_run_id, tracking_uri)
+    outcome.objectives = spec.objective_specs
+    if spec.multi_objective:
+        outcome.pareto_front = pareto_front(study_dir, spec.name, [name for name, _ in outcome.objectives])
+        (study_dir / PARETO_FILE).write_text(json.dumps(outcome.pareto_front, indent=2, default=str))
+        study_tracking.log_pareto_front(tracking_uri, parent_run_id, outcome.pareto_front, study_dir / PARETO_FILE)
+    study_tracking.log_outcome(tracking_uri, parent_run_id, outcome)
+    # No run is left RUNNING: ASHA-stopped trials never reach their loop's own end.
+    experiment = spec.tracking.experiment
+    study_tracking.close_trial_runs(tracking_uri, experiment, parent_run_id, outcome.errored, spec.train.epochs)
+    if spec.register and outcome.best_checkpoint:
+        from raysys.registry.champion import publish
+
+        outcome.champion = publish(
+            tracking_uri=tracking_uri,
+            family=spec.train.family,
+            checkpoint_dir=outcome.best_checkpoint,
+            objective_name=spec.objective_name,
+            objective_value=float(outcome.best_objective),
+            mode=mode,
+            store_id=data_id,
+            run_id=study_tracking.find_trial_run(tracking_uri, experiment, parent_run_id, outcome.best_trial)
+            or parent_run_id,
+            tags={TAG_STUDY: spec.name, TAG_TRIAL: str(outcome.best_trial),
+                  **({TAG_STUDY_OBJECTIVES: spec.objectives_text()} if spec.multi_objective else {})},
+        )
+        study_tracking.log_champion(tracking_uri, parent_run_id, outcome.champion)
+    return outcome
+
+
+def _stop(spec: StudySpec, tracking_uri: str, parent_run_id: str, status: str, reason: str) -> None:
+    """The driver stops before the study finished: end the open child runs and the parent run."""
+    study_tracking.kill_trial_runs(tracking_uri, spec.tracking.experiment, parent_run_id, reason)
+    study_tracking.end_parent_run(tracking_uri, parent_run_id, status, reason)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block SIGTERM (``ray job stop``, ``kill``) raises ``KeyboardInterrupt`` in the main
+    thread, so the study ends its runs as for Ctrl-C; the previous handler is restored after.
+    Off the main thread (where Python cannot install handlers) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def shared_train(spec: StudySpec) -> TrainConfig:
+    """The training every trial shares: ``spec.train`` with the pinned ``train.*`` params (``--fix``)
+    and a local store path made absolute (trials ``chdir``)."""
+    train_fixed, _ = split_flat({k: v for k, v in spec.fixed.items() if k.startswith(TRAIN_KEY)}, bare=None)
+    train = from_flat(TrainConfig, train_fixed, base=spec.train)
+    return dataclasses.replace(train, data=(local_path(train.data) or train.data) if train.data else "")
+
+
+def study_params(spec: StudySpec, data_id: str) -> dict[str, Any]:
+    """The parent run's params: ``train.*`` and ``scaling.*`` as every child logs them (the values
+    all trials share), ``data.store_id`` as the children log it, and ``study.*`` for the fields
+    only a study has, so studies and their trials compare in the MLflow UI."""
+    params: dict[str, Any] = {**to_flat(shared_train(spec), prefix=TRAIN_KEY), **to_flat(spec.scaling, prefix=SCALING_KEY)}
+    params["data.store_id"] = data_id
+    study_only = {
+        "name": spec.name, "storage": spec.storage, "trials": spec.trials, "grace_epochs": spec.grace_epochs,
+        "concurrency": spec.concurrency, "register": spec.register, "mode": spec.objective_mode,
+        "objective": spec.objective_name, "objectives": spec.objectives_text(),
+        "sampler": f"optuna.TPESampler(seed={spec.train.seed}), paper points first",
+        "scheduler": f"ASHA(time_attr=training_iteration, grace_period={spec.grace_epochs}, "
+                     f"max_t={spec.train.epochs}, reduction_factor=2)",
+        **{f"fixed.{k}": v for k, v in spec.fixed.items()},
+    }
+    params.update({f"{STUDY_KEY}{k}": v for k, v in study_only.items()})
+    return params
+
+
+def build_tuner(spec: StudySpec, trainable: Any) -> tune.Tuner:
+    space, paper_points = load_space(spec.train.family, max_levels=_max_levels(spec), epochs=spec.train.epochs,
+                                     preset=spec.train.preset)
+    fixed_space = FixedSpace(space, spec.fixed)
+    searcher = make_searcher(
+        fixed_space, spec.objective_specs, first_points=fixed_space.points(paper_points)[: spec.trials],
+        seed=spec.train.seed, study_name=spec.name, study_dir=spec.study_dir,
+    )
+    mode = spec.objective_mode
+    scheduler = ASHAScheduler(
+        time_attr="training_iteration", max_t=spec.train.epochs, grace_period=spec.grace_epochs, reduction_factor=2
+    )
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            metric=OBJECTIVE,
+            mode=mode,
+            search_alg=ConcurrencyLimiter(searcher, max_concurrent=spec.concurrency),
+            scheduler=scheduler,
+            num_samples=spec.trials,
+        ),
+        run_config=tune.RunConfig(
+            name=spec.name,
+            storage_path=str(spec.study_dir.parent),
+            # A failing trial (e.g. a nan loss) ends as ERROR with its reason; the study goes on.
+            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            verbose=1,
+        ),
+    )
+
+
+def trial_resources() -> dict[str, float]:
+    """Resources of the trial driver itself (the Train workers get their own).
+
+    A driver on a CPU would deadlock a 2-core box (driver + worker > 2), so where the cluster
+    offers the custom resource ``trial_driver`` (our local Ray and the demo head do) the driver
+    takes one of those; elsewhere it takes a sliver of a CPU.
+    """
+    if ray.cluster_resources().get("trial_driver", 0) >= 1:
+        return {"trial_driver": 1}
+    return {"CPU": 0.01}
+
+
+def store_id(data: str) -> str:
+    if not data:
+        return "none"
+    from raysys.data import open_store
+
+    return open_store(data).store_id
+
+
+def _space_description(family: str) -> str:
+    return importlib.import_module(f"search_spaces.{family}").__doc__ or ""
+
+
+def _max_levels(spec: StudySpec) -> int | None:
+    """L_max of the family's preset, for spaces that sweep a hierarchy depth (None otherwise)."""
+    try:
+        from raysys.models import make_config
+
+        return getattr(make_config(spec.train.family, spec.train.preset), "max_levels", None)
+    except Exception:  # noqa: BLE001 - a space without a model family behind it
+        return None

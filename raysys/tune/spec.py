@@ -1,0 +1,156 @@
+"""What defines a study: the training every trial shares plus the study's own choices.
+
+``StudySpec`` composes the training run's own configs (``TrainConfig``, ``ScalingSpec``,
+``TrackingSpec``: their defaults and validation are the only ones) and adds the fields only a
+study has. ``train.epochs`` is ASHA's ``max_t`` (a trial never stopped early trains that long),
+``scaling.workers`` the Ray Train workers of each trial, ``train.seed`` seeds the TPE sampler
+and every trial's training.
+
+Experiment names, one rule: a study records into ``STUDY_EXPERIMENT`` ("raysys-studies") and a
+single training run into ``TrackingSpec``'s default ("raysys"), whatever the entry point.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Mapping
+
+from raysys.config import ConfigError
+from raysys.names import OBJECTIVE, VAL_PREFIX
+from raysys.tracking import local_path
+from raysys.train import ScalingSpec, TrackingSpec, TrainConfig
+
+STUDY_EXPERIMENT = "raysys-studies"
+
+
+class StudyError(RuntimeError):
+    """A study cannot start or resume; the message says why and what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StudySpec:
+    """Everything that defines a study (the CLI flags of jobs/tune_*.py).
+
+    ``train`` holds what every trial shares (``family``, ``preset``, ``data``, ``epochs`` = ASHA's
+    ``max_t``, ``batch_size``, ``seed``, ...); a sampled ``train.*`` parameter overrides it per trial.
+    ``tracking.parent_run_id`` is ignored: the study creates (or, resumed, reopens) its parent run.
+    """
+
+    train: TrainConfig
+    name: str
+    storage: str  # a local or shared filesystem directory (Optuna keeps a sqlite file there)
+    scaling: ScalingSpec = dataclasses.field(default_factory=ScalingSpec)
+    tracking: TrackingSpec = dataclasses.field(default_factory=lambda: TrackingSpec(experiment=STUDY_EXPERIMENT))
+    trials: int = 4
+    grace_epochs: int = 1
+    concurrency: int = 1
+    fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # --fix: pinned search-space params
+    register: bool = True
+    mode: str | None = None  # "max"/"min"; None = the family's objective_mode
+    # Multi-objective: "NAME[:max|min]" entries, the first "objective" (the family's objective,
+    # also accepted as val/<family objective>); () = single-objective. See ``objective_specs``.
+    objectives: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.train, TrainConfig):
+            raise ConfigError(f"study.train must be a TrainConfig, got {type(self.train).__name__}")
+        if self.trials < 1:
+            raise ConfigError(f"study.trials must be >= 1, got {self.trials}")
+        if not 1 <= self.grace_epochs <= self.train.epochs:
+            raise ConfigError(f"study.grace_epochs must be in 1..train.epochs={self.train.epochs}, got {self.grace_epochs}")
+        if self.scaling.workers < 1:
+            raise ConfigError(f"scaling.workers must be >= 1 in a study (each trial runs a TorchTrainer), got {self.scaling.workers}")
+        if self.concurrency < 1:
+            raise ConfigError(f"study.concurrency must be >= 1, got {self.concurrency}")
+        if not self.name or "/" in self.name:
+            raise ConfigError(f"study.name must be a non-empty name without '/', got {self.name!r}")
+        if not self.storage or local_path(self.storage) is None:
+            raise ConfigError(f"study.storage must be a local or shared filesystem path (Optuna keeps sqlite there), got {self.storage!r}")
+        if self.mode not in (None, "max", "min"):
+            raise ConfigError(f"study.mode must be 'max' or 'min', got {self.mode!r}")
+        if isinstance(self.objectives, str):
+            object.__setattr__(self, "objectives", parse_objectives(self.objectives))
+        object.__setattr__(self, "objectives", tuple(self.objectives))
+        object.__setattr__(self, "fixed", dict(self.fixed))
+        if self.objectives:
+            self.objective_specs  # noqa: B018 - validates the entries (raises ValueError)
+
+    @property
+    def study_dir(self) -> Path:
+        return Path(local_path(self.storage)) / self.name
+
+    @property
+    def objective_mode(self) -> str:
+        if self.mode is not None:
+            return self.mode
+        from raysys.models import get_family
+
+        return get_family(self.train.family).objective_mode
+
+    @property
+    def objective_specs(self) -> list[tuple[str, str]]:
+        """[(reported metric, "max"|"min")]: the primary ``objective`` first, then the others.
+
+        An entry without ``:max``/``:min`` takes the primary objective's mode. Other entries must
+        be ``val/<metric>`` for one of the family's (aggregate) ``metric_names``, or any metric
+        the trials report when the family is unknown.
+        """
+        if not self.objectives:
+            return [(OBJECTIVE, self.objective_mode)]
+        family_metrics, family_objective = _family_metrics(self.train.family)
+        specs: list[tuple[str, str]] = []
+        for entry in self.objectives:
+            name, _, mode = entry.strip().partition(":")
+            name, mode = name.strip(), (mode.strip() or self.objective_mode)
+            if mode not in ("max", "min"):
+                raise ConfigError(f"objectives: mode of {entry!r} must be 'max' or 'min'")
+            if family_objective is not None and name == f"{VAL_PREFIX}{family_objective}":
+                name = OBJECTIVE
+            if not name:
+                raise ConfigError(f"objectives: empty metric name in {list(self.objectives)!r}")
+            if family_metrics is not None and name != OBJECTIVE and name.removeprefix(VAL_PREFIX) not in family_metrics:
+                known = ", ".join([OBJECTIVE] + [f"{VAL_PREFIX}{m}" for m in family_metrics])
+                raise ConfigError(f"objectives: {name!r} is not a metric of the {self.train.family} family ({known})")
+            specs.append((name, mode))
+        names = [name for name, _ in specs]
+        if names[0] != OBJECTIVE:
+            raise ConfigError(
+                f"objectives: the first (primary) objective must be {OBJECTIVE!r} (the family's objective; ASHA, the "
+                f"best trial and the champion use it), got {names[0]!r}"
+            )
+        if specs[0][1] != self.objective_mode:
+            raise ConfigError(f"objectives: the primary objective's mode must be the study's mode {self.objective_mode!r}")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"objectives: duplicate metric in {names!r}")
+        return specs
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objective_specs) > 1
+
+    @property
+    def objective_name(self) -> str:
+        """The family's metric behind ``objective`` (recorded on registered versions)."""
+        _, family_objective = _family_metrics(self.train.family)
+        return f"{VAL_PREFIX}{family_objective}" if family_objective else OBJECTIVE
+
+    def objectives_text(self) -> str:
+        """``objective(max)`` or e.g. ``objective(max),val/disentanglement(max)`` (objective = the family's)."""
+        return ",".join(f"{name}({mode})" for name, mode in self.objective_specs)
+
+
+def parse_objectives(text: str | None) -> tuple[str, ...]:
+    """``--objectives "objective,val/disentanglement:max"`` -> ("objective", "val/disentanglement:max")."""
+    return tuple(part.strip() for part in (text or "").split(",") if part.strip())
+
+
+def _family_metrics(family: str) -> tuple[tuple[str, ...] | None, str | None]:
+    """(class-level metric names, objective metric) of ``family``, (None, None) if it has no model."""
+    try:
+        from raysys.models import get_family
+
+        cls = get_family(family)
+        return tuple(cls.metric_names), cls.objective
+    except Exception:  # noqa: BLE001 - a test family without a model: accept any metric
+        return None, None
