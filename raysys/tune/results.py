@@ -19,9 +19,9 @@ from ray.exceptions import RayTaskError
 from ray.train import ControllerError, WorkerGroupError
 
 from raysys.names import OBJECTIVE
+from raysys.tune.trainable import CHECKPOINT_KEY  # reported by every trial
 
 PARETO_FILE = "pareto_front.json"
-CHECKPOINT_KEY = "checkpoint_path"  # what TuneReportCallback reports for a Train checkpoint
 TRIAL_ID_KEY = "trial_id"  # Tune adds it to every reported result
 # Tune's statuses of a trial that will not run again (Trial.TERMINATED / Trial.ERROR).
 ENDED_STATUSES = ("TERMINATED", "ERROR")

@@ -45,7 +45,7 @@ from raysys.tune.optuna_adapter import OPTUNA_FILE, make_searcher, mark_orphaned
 from raysys.tune.results import PARETO_FILE, StudyOutcome, completed, summarise, trial_statuses
 from raysys.tune.space import FixedSpace, load_space
 from raysys.tune.spec import StudyError, StudySpec
-from raysys.tune.trainable import TrialContext, run_trial
+from raysys.tune.trainable import TrialContext, run_trial, trial_resources
 
 STUDY_FILE = "study.json"
 SCALING_KEY = "scaling."  # the prefix raysys.train.fit logs ScalingSpec under
@@ -113,7 +113,10 @@ def _tune(spec: StudySpec, resume: bool, trainable: Callable | None, tracking_ur
                                      tags={**spec.tracking.tags, TAG_STUDY: spec.name}),
         train_storage=str(study_dir / "train"),
     )
-    wrapped = tune.with_resources(tune.with_parameters(trainable or run_trial, context=context), trial_resources())
+    # A custom trainable (tests) is a driver only; raysys' own trains in process when it can.
+    resources = driver_resources() if trainable is not None else trial_resources(spec.scaling, context.train_storage,
+                                                                                  driver_resources())
+    wrapped = tune.with_resources(tune.with_parameters(trainable or run_trial, context=context), resources)
     if resume:
         tuner = tune.Tuner.restore(str(study_dir), trainable=wrapped, resume_unfinished=True, restart_errored=False)
     else:
@@ -237,8 +240,8 @@ def build_tuner(spec: StudySpec, trainable: Any) -> tune.Tuner:
     )
 
 
-def trial_resources() -> dict[str, float]:
-    """Resources of the trial driver itself (the Train workers get their own).
+def driver_resources() -> dict[str, float]:
+    """Resources of a trial driver that launches a TorchTrainer (whose workers get their own).
 
     A driver on a CPU would deadlock a 2-core box (driver + worker > 2), so where the cluster
     offers the custom resource ``trial_driver`` (our local Ray and the demo head do) the driver
