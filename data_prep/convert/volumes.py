@@ -107,7 +107,7 @@ def load_volume(path: str, integer: bool = False) -> tuple[np.ndarray, np.ndarra
     file stored flipped (LAS, ...) or with its axes permuted reorients to a view with negative
     strides or in C order, and is copied into that one layout here, so every later reduction
     (sample planes, sums, resizing products) runs in one order and the store is bit-identical
-    whatever the orientation on disk (tests/data_prep/test_convert_orientation.py). A 4-D volume
+    whatever the orientation on disk (tests/data_prep/convert/test_convert_orientation.py). A 4-D volume
     whose 4th dimension is 1 is squeezed to 3-D; any other 4-D or 2-D volume is rejected.
     Single-file NIfTI (.nii, .nii.gz) is decoded from memory; other formats (.mgz, ...) by nib.load.
     """

@@ -15,7 +15,7 @@ from data_prep.convert import ConvertError, convert
 from data_prep.convert.subject import CRASH_AFTER_ENV
 from raysys.data import StoreError, open_store
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_killed_conversion_resumes_and_finishes(tmp_path):
