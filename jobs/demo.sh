@@ -145,7 +145,7 @@ echo
 "$PY" - "$SUMMARY" "$MLFLOW_PORT" "$DASH_PORT" "$((SECONDS - T0))" "$DEMO" "$ROOT" <<'PYEOF'
 import json, sys
 s, port, dash, secs, demo, root = json.loads(sys.argv[1]), *sys.argv[2:]
-print(f"MLflow UI        : http://127.0.0.1:{port}   (experiments 'mmhvae-studies' and 'raysys-evaluation', parent run {s['parent_run_id']})")
+print(f"MLflow UI        : http://127.0.0.1:{port}   (experiments 'raysys-studies' and 'raysys-evaluation', parent run {s['parent_run_id']})")
 print(f"best trial       : {s['best_trial']}  objective (val PSNR over input subsets) = {s['best_objective']:.3f} dB (vs the baselines: the test summary above)")
 champion = "is the champion" if s["champion"] else "did not beat the current champion"
 print(f"registered model : models:/{s['model']}/{s['version']} ({champion}); load it with")

@@ -1,7 +1,7 @@
 """Hyperparameter study of the mmhvae family (Ray Tune + Optuna + ASHA, MLflow, Model Registry).
 
     python jobs/tune_mmhvae.py                      # small study on the embedded phantom cohort
-    ray job submit --address http://127.0.0.1:8265 -- python jobs/tune_mmhvae.py --trials 8
+    RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=~/.ray/auth_token ray job submit --address http://127.0.0.1:8265 -- python jobs/tune_mmhvae.py --trials 8
     python jobs/tune_mmhvae.py --name mmhvae-study-1 --resume
 
 Flags: `python jobs/tune_mmhvae.py --help`; README section "Hyperparameter studies".
