@@ -92,7 +92,7 @@ def checked_store(url: str, flag: str = "--data") -> Any:
     """The complete store at ``url``; ``ConfigError`` naming the flag if it is missing or incomplete."""
     from raysys.data import open_store
     from raysys.data.store import StoreError
-    from raysys.tracking import local_path
+    from raysys.urls import local_path
 
     path = local_path(url)
     if path is not None and not Path(path).exists():

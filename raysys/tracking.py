@@ -27,7 +27,6 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from raysys.names import TAG_RUN_NAME
-from raysys.urls import local_path  # noqa: F401 - re-exported: resolve URIs and paths from one module
 
 PARENT_TAG = "mlflow.parentRunId"
 # MLflow's limits per log_batch call and per param value.

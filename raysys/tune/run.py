@@ -38,7 +38,8 @@ from ray.tune.search import ConcurrencyLimiter
 
 from raysys.config import from_flat, split_flat, to_flat
 from raysys.names import OBJECTIVE, TAG_FAMILY, TAG_STORE, TAG_STUDY, TAG_STUDY_OBJECTIVES, TAG_TRIAL, TRAIN_KEY
-from raysys.tracking import local_path, resolve_tracking_uri
+from raysys.tracking import resolve_tracking_uri
+from raysys.urls import local_path
 from raysys.train import TrainConfig
 from raysys.tune import study_tracking
 from raysys.tune.optuna_adapter import OPTUNA_FILE, make_searcher, mark_orphaned_trials, pareto_front

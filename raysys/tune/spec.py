@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 from raysys.config import ConfigError
 from raysys.names import OBJECTIVE, VAL_PREFIX
-from raysys.tracking import local_path
+from raysys.urls import local_path
 from raysys.train import ScalingSpec, TrackingSpec, TrainConfig
 
 STUDY_EXPERIMENT = "raysys-studies"
