@@ -289,6 +289,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"run {spec.run_name!r} in {spec.storage} holds a {resumed['family']!r} checkpoint, not {train.family!r}")
         family.load_state_dict(resumed["family_state"])
         start_epoch, best = int(resumed["epoch"]), resumed["best_metric"]
+        if rank == 0:  # in the job's log: a restarted worker group continued, it did not start over
+            print(f"raysys: run {spec.run_name} resumed after epoch {start_epoch} from its checkpoint", flush=True)
 
     tracker = _open_tracker(spec, train, family, store) if rank == 0 else None
     flat_train = flat_run_config(train, model_config)
