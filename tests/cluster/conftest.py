@@ -90,9 +90,10 @@ class S3Server:
         return sum(1 for line in self.log.read_text().splitlines() if '"GET /' in line)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
-    """A moto S3 server on loopback with one bucket."""
+    """A moto S3 server on loopback with one bucket, for the whole session: s3fs caches its
+    filesystem objects (endpoint included), so the endpoint must not change between modules."""
     import boto3
 
     root = tmp_path_factory.mktemp("s3")
@@ -110,7 +111,7 @@ def s3_server(tmp_path_factory):
         sessions.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def s3_env(s3_server) -> dict[str, str]:
     return s3_server.env
 
@@ -123,7 +124,7 @@ def aws(s3_env, monkeypatch):
     return s3_env
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def mlflow_s3(s3_env, tmp_path_factory):
     """An MLflow tracking server (sqlite backend) whose artifacts live in the S3 bucket."""
     root = tmp_path_factory.mktemp("mlflow")
