@@ -14,6 +14,7 @@ Store layout (Zarr v3 group), see docs/readme/30-store.md:
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import zarr
@@ -41,4 +42,28 @@ def zarr_store(url: str, read_only: bool = False):
         if not read_only:
             Path(path).mkdir(parents=True, exist_ok=True)
         return zarr.storage.LocalStore(path, read_only=read_only)
-    return zarr.storage.FsspecStore.from_url(str(url), read_only=read_only)
+    url = str(url)
+    if read_only:
+        return cached(zarr.storage.FsspecStore.from_url(url, read_only=True))
+    # A writer lists what it (or an earlier, interrupted run) already wrote: a cached directory
+    # listing (s3fs, gcsfs) would hide the groups written since, so listings are not cached.
+    return zarr.storage.FsspecStore.from_url(url, read_only=False, storage_options={"use_listings_cache": False})
+
+
+REMOTE_CACHE_ENV = "RAYSYS_REMOTE_CACHE_BYTES"
+REMOTE_CACHE_DEFAULT = 2 * 1024**3
+
+
+def cached(store):
+    """A remote store behind a per-process, in-memory LRU cache of the byte ranges read.
+
+    Zarr reads a shard's index once and then each one-slice chunk as a range request; the cache
+    keeps both, so a worker's later epochs re-read nothing it already fetched. Its size comes
+    from ``RAYSYS_REMOTE_CACHE_BYTES`` (default 2 GiB; 0 turns the cache off).
+    """
+    from zarr.experimental.cache_store import CacheStore
+
+    size = int(os.environ.get(REMOTE_CACHE_ENV, REMOTE_CACHE_DEFAULT))
+    if size <= 0:
+        return store
+    return CacheStore(store, cache_store=zarr.storage.MemoryStore(), max_size=size, cache_set_data=False)

@@ -263,6 +263,8 @@ def run_training(
             raise ValueError(f"run {run_name!r} holds a {resumed['family']!r} checkpoint, not {train.family!r}")
         family.load_state_dict(resumed["family_state"])
         start_epoch, best = int(resumed["epoch"]), resumed["best_metric"]
+        if rank == 0:  # in the job's log: a restarted worker group continued, it did not start over
+            print(f"raysys: run {run_name} resumed after epoch {start_epoch} from its checkpoint", flush=True)
 
     tracker = open_tracker(run_name, tracking, train, family, store, extra_params or {}) if tracking and rank == 0 else None
     summary: dict[str, Any] = {"epochs_done": start_epoch, "best_metric": best, "mlflow_run_id": tracker.run_id if tracker else None}
