@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 from zarr.core.sync import sync
 
 from . import fastread, layout
+from .preloaded import preloaded
 from .store import Store, open_store
 
 DEFAULT_PRELOAD_BYTES = 256 * 2**20
@@ -101,10 +102,11 @@ class SliceDataset(Dataset):
         # zarr handles are reopened after a fork; preloaded numpy arrays are kept (shared copy-on-write)
         if self._arrays is None or (self._pid != os.getpid() and not self.preload):
             store = open_store(self.url)
-            arrays = {name: store.array(name) for name in self._array_names}
             if self.preload:
-                arrays = {name: array[...] for name, array in arrays.items()}
-            elif self.fast:
+                arrays = {name: preloaded(store, name) for name in self._array_names}
+            else:
+                arrays = {name: store.array(name) for name in self._array_names}
+            if not self.preload and self.fast:
                 self._fast = {name: reader for name in self._array_names
                               if (reader := fastread.open_array(self.url, name)) is not None}
             self._arrays, self._pid = arrays, os.getpid()
@@ -177,10 +179,10 @@ class SliceDataset(Dataset):
         item = {
             "images": torch.from_numpy(images),
             "available": torch.from_numpy(available.astype(bool)),
-            "mask": torch.from_numpy(np.asarray(blocks[len(wanted)][0], dtype=bool)),
+            "mask": torch.from_numpy(np.array(blocks[len(wanted)][0], dtype=bool)),  # a copy: preloaded arrays are read-only
             "subject": torch.tensor(subject, dtype=torch.int64),
             "slice": torch.tensor(g, dtype=torch.int64),
         }
         if self.has_labels:
-            item["label"] = torch.from_numpy(np.asarray(blocks[-1][0], dtype=np.int64))
+            item["label"] = torch.from_numpy(np.array(blocks[-1][0], dtype=np.int64))
         return item

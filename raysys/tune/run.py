@@ -230,6 +230,8 @@ def build_tuner(spec: StudySpec, trainable: Any) -> tune.Tuner:
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=spec.concurrency),
             scheduler=scheduler,
             num_samples=spec.trials,
+            # A trial actor runs the next trial: imports and the preloaded store stay warm.
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(
             name=spec.name,
