@@ -50,3 +50,4 @@ TAG_OBJECTIVE_MODE = "raysys.objective_mode"
 TAG_CHAMPION = "raysys.champion"
 TAG_CHAMPION_DECISION = "raysys.champion_decision"
 TAG_REGISTERED_VERSION = "raysys.registered_version"
+TAG_CHECKPOINT = "raysys.checkpoint"  # a registered version's source checkpoint (path or URL)

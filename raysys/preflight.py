@@ -20,6 +20,9 @@ from raysys.config import ConfigError, coerce, parse_overrides, split_flat
 from raysys.names import MODEL_KEY, TRAIN_KEY
 from raysys.train.config import TrainConfig
 
+if typing.TYPE_CHECKING:
+    from raysys.tune.study_dir import StudyDir
+
 CONVERT = "python -m data_prep.convert"
 
 
@@ -145,34 +148,37 @@ def check_batch_fits(store: Any, fold: int, batch_size: int, flag: str = "--batc
 
 
 # --- a study's --resume ---------------------------------------------------------------------
-def recorded_objectives(study_dir: Path, name: str) -> list[tuple[str | None, str]] | None:
+def recorded_objectives(study_dir: StudyDir | str | Path, name: str, optuna_url: str | None = None) -> list[tuple[str | None, str]] | None:
     """[(metric, "max"|"min")] a study was created with: ``study.json``'s ``objectives`` when it
-    records them, else the Optuna study's directions (metric names then unknown: None); None
-    when neither exists."""
-    from raysys.tune.optuna_adapter import OPTUNA_FILE
+    records them, else the directions of the Optuna study in ``optuna_url`` (default: the sqlite
+    file in a local study dir; metric names then unknown: None); None when neither exists."""
+    from raysys.tune.optuna_adapter import optuna_storage, study_exists
     from raysys.tune.run import STUDY_FILE
+    from raysys.tune.spec import default_optuna_url
 
-    state = study_dir / STUDY_FILE
-    if state.is_file():
-        saved = json.loads(state.read_text()).get("objectives")
+    study_dir = _study_dir(study_dir)
+    if study_dir.exists(STUDY_FILE):
+        saved = json.loads(study_dir.read_text(STUDY_FILE)).get("objectives")
         if saved:
             return [(str(metric), str(mode)) for metric, mode in saved]
-    if not (study_dir / OPTUNA_FILE).is_file():
+    url = optuna_url or default_optuna_url(study_dir)
+    if not study_exists(url, name):  # or the driver stopped before Tune created the Optuna study
         return None
     import optuna
 
-    try:
-        study = optuna.load_study(study_name=name, storage=f"sqlite:///{study_dir / OPTUNA_FILE}")
-    except KeyError:  # the driver stopped before Tune created the Optuna study
-        return None
+    study = optuna.load_study(study_name=name, storage=optuna_storage(url))
     return [(None, "max" if d == optuna.study.StudyDirection.MAXIMIZE else "min") for d in study.directions]
 
 
-def check_resume(study_dir: Path, name: str, objectives: Sequence[tuple[str, str]]) -> None:
+def check_resume(study_dir: StudyDir | str | Path, name: str, objectives: Sequence[tuple[str, str]],
+                 optuna_url: str | None = None) -> None:
     """``--resume`` needs the study's saved state and the objectives it was created with."""
-    if not (study_dir / "tuner.pkl").is_file():
-        raise ConfigError(f"--resume --name {name}: no study to resume at {study_dir} (no tuner.pkl); run without --resume")
-    recorded = recorded_objectives(study_dir, name)
+    from raysys.tune.run import TUNER_FILE
+
+    study_dir = _study_dir(study_dir)
+    if not study_dir.exists(TUNER_FILE):
+        raise ConfigError(f"--resume --name {name}: no study to resume at {study_dir} (no {TUNER_FILE}); run without --resume")
+    recorded = recorded_objectives(study_dir, name, optuna_url)
     if recorded is None:
         return
     names_known = all(metric is not None for metric, _ in recorded)
@@ -199,10 +205,16 @@ def preflight_train(family: str, train: TrainConfig, model_overrides: Mapping[st
 
 
 def preflight_study(family: str, args: Any, *, data: str, budget: Mapping[str, int],
-                    objectives: Sequence[tuple[str, str]], study_dir: Path) -> None:
-    """Every check of ``jobs/tune_<family>.py``: ``--fix`` keys and values (against the family's
-    config, ``TrainConfig`` and the search space), the store, the model on the store's modalities,
-    the batch, and ``--resume`` (the study exists and keeps its objectives)."""
+                    objectives: Sequence[tuple[str, str]], storage: str, name: str, tracking_uri: str | None) -> None:
+    """Every check of ``jobs/tune_<family>.py``: where the databases live (a study dir on object
+    storage needs ``--optuna-storage`` and a tracking URI; Optuna and MLflow never share one:
+    ``raysys.tune.spec.check_databases``), ``--fix`` keys and values (against the family's config,
+    ``TrainConfig`` and the search space), the store, the model on the store's modalities, the
+    batch, and ``--resume`` (the study exists and keeps its objectives)."""
+    from raysys.tune.spec import check_databases
+    from raysys.tune.study_dir import StudyDir
+
+    check_databases(storage, args.optuna_storage, tracking_uri)
     space_names = _space_names(family, args.preset, budget["epochs"], parse_overrides(args.fix))
     train_fixed, model_fixed = checked_overrides("--fix", args.fix, family, space_names)
     store = checked_store(data)
@@ -215,7 +227,13 @@ def preflight_study(family: str, args: Any, *, data: str, budget: Mapping[str, i
         flag = "--batch-size" if args.batch_size is not None else f"--batch-size (preset {args.preset}'s budget)"
         check_batch_fits(store, fold, budget["batch_size"], flag)
     if args.resume:
-        check_resume(study_dir, study_dir.name, objectives)
+        check_resume(StudyDir(storage).child(name), name, objectives, args.optuna_storage)
+
+
+def _study_dir(study_dir: Any) -> Any:
+    from raysys.tune.study_dir import StudyDir
+
+    return study_dir if isinstance(study_dir, StudyDir) else StudyDir(study_dir)
 
 
 def _config_cls(family: str) -> type:

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from raysys.config import ConfigError, parse_overrides
 from raysys.train import ScalingSpec, TrackingSpec, TrainConfig
+from raysys.urls import absolute_url, local_path
 from raysys.tune.spec import STUDY_EXPERIMENT
 
 DEMO_SUBJECTS = 24  # 4 folds: 12 train, 6 val, 6 test subjects (batches need distinct subjects)
@@ -47,7 +48,12 @@ def build_parser(family: str) -> argparse.ArgumentParser:
                    help="trials running at once (default: cluster CPUs or GPUs / per-trial need, at least 1)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted study --name in --storage")
     p.add_argument("--name", default=None, help="study name (default: the first free <family>-study-<k>)")
-    p.add_argument("--storage", default=None, help="Tune/Optuna storage dir shared by all nodes (default <root>/runs/studies)")
+    p.add_argument("--storage", default=None,
+                   help="where studies live: a dir shared by all nodes or an fsspec URL, e.g. s3://bucket/studies "
+                        "(default <root>/runs/studies)")
+    p.add_argument("--optuna-storage", default=None, metavar="DB_URL",
+                   help="the Optuna study's database (sqlite:////shared/optuna.db, postgresql://...; never MLflow's); "
+                        "default: sqlite in the study dir, so required when --storage is a URL")
     p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else sqlite:////<root>/runs/mlflow.db)")
     p.add_argument("--experiment", default=None, help=f"MLflow experiment (default {STUDY_EXPERIMENT})")
     p.add_argument("--fix", action="append", default=[], metavar="KEY=VALUE",
@@ -127,9 +133,11 @@ def default_concurrency(args: argparse.Namespace) -> int:
     return max(1, min(args.trials, int(have // per_trial)))
 
 
-def default_name(family: str, storage: Path) -> str:
-    k = 1
-    while (storage / f"{family}-study-{k}").exists():
+def default_name(family: str, storage: str) -> str:
+    from raysys.tune.study_dir import StudyDir
+
+    studies, k = StudyDir(storage), 1
+    while studies.exists(f"{family}-study-{k}"):
         k += 1
     return f"{family}-study-{k}"
 
@@ -146,7 +154,7 @@ def main(family: str, argv: Sequence[str] | None = None) -> int:
     except ConfigError as err:
         print(f"--fix: {err}", file=sys.stderr)
         return 2
-    storage = Path(args.storage).expanduser().resolve() if args.storage else root / "runs" / "studies"
+    storage = absolute_url(args.storage, "--storage") if args.storage else str(root / "runs" / "studies")
     if args.resume and not args.name:
         print("--resume needs --name (the study to continue)", file=sys.stderr)
         return 2
@@ -157,17 +165,20 @@ def main(family: str, argv: Sequence[str] | None = None) -> int:
         print(f"--preset: {err}", file=sys.stderr)
         return 2
     try:  # reject a bad --objectives before generating data or starting Ray
-        objectives = StudySpec(train=TrainConfig(family=family), name=name, storage=str(storage),
+        objectives = StudySpec(train=TrainConfig(family=family), name=name, storage=storage,
                                objectives=parse_objectives(args.objectives)).objective_specs
     except ValueError as err:
         print(f"--objectives: {err}", file=sys.stderr)
         return 2
     tracking_uri = resolve_tracking_uri(args.tracking_uri, default_dir=root / "runs")
+    # That default is a file on this machine: fine for a local study, refused for one on object storage.
+    tracking_given = bool(args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")) or local_path(storage) is not None
     data = args.data or ensure_embedded_store(root)
     from raysys.preflight import preflight_study
 
     try:  # every check that can fail before Ray starts: one line naming the flag, exit 2
-        preflight_study(family, args, data=data, budget=budget, objectives=objectives, study_dir=storage / name)
+        preflight_study(family, args, data=data, budget=budget, objectives=objectives, storage=storage, name=name,
+                        tracking_uri=tracking_uri if tracking_given else None)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -175,7 +186,7 @@ def main(family: str, argv: Sequence[str] | None = None) -> int:
     try:
         spec = StudySpec(
             train=TrainConfig(family=family, preset=args.preset, data=data, fold=args.fold, seed=args.seed, **budget),
-            name=name, storage=str(storage),
+            name=name, storage=storage, optuna_storage=args.optuna_storage,
             scaling=ScalingSpec(workers=args.workers_per_trial, gpus_per_worker=args.gpus_per_worker,
                                 cpus_per_worker=args.cpus_per_worker),
             tracking=TrackingSpec(tracking_uri=tracking_uri, experiment=args.experiment or STUDY_EXPERIMENT),

@@ -1,4 +1,7 @@
-"""The Optuna side of a study: the searcher Tune drives, the study's sqlite file, its Pareto front.
+"""The Optuna side of a study: the searcher Tune drives, the study's database, its Pareto front.
+
+The database is any SQLAlchemy URL (``StudySpec.optuna_url``): by default a sqlite file in the
+study dir, on a cluster whose study dir is on object storage a database server's (never MLflow's).
 
 Every use of a private Optuna or ``OptunaSearch`` attribute in raysys is in this file
 (``OptunaSearch._ot_trials``, ``FrozenTrial._trial_id``), so an upgrade that renames one
@@ -13,13 +16,20 @@ from typing import Any, Callable, Mapping, Sequence
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
-OPTUNA_FILE = "optuna.db"  # its own sqlite: MLflow and Optuna must not share a database
 TUNE_TRIAL_ATTR = "raysys.tune_trial_id"  # user attr of each Optuna trial: its Tune trial id
 ORPHANED_ATTR = "raysys.orphaned"
 
 
-def optuna_storage(study_dir: Path) -> optuna.storages.RDBStorage:
-    return optuna.storages.RDBStorage(f"sqlite:///{Path(study_dir) / OPTUNA_FILE}")
+def optuna_storage(url: str) -> optuna.storages.RDBStorage:
+    """The Optuna storage at the database ``url`` (``StudySpec.optuna_url``)."""
+    return optuna.storages.RDBStorage(url)
+
+
+def study_exists(url: str, name: str) -> bool:
+    """Whether the database at ``url`` holds an Optuna study ``name`` (a missing sqlite file holds none)."""
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return False
+    return name in optuna.study.get_all_study_names(storage=optuna_storage(url))
 
 
 class TaggedOptunaSearch(OptunaSearch):
@@ -41,9 +51,9 @@ def make_searcher(
     first_points: list[dict[str, Any]],
     seed: int,
     study_name: str,
-    study_dir: Path,
+    storage_url: str,
 ) -> TaggedOptunaSearch:
-    """A seeded TPE searcher over the define-by-run ``space``, storing its study in ``study_dir``.
+    """A seeded TPE searcher over the define-by-run ``space``, storing its study in the database ``storage_url``.
 
     Several ``objectives`` ([(metric, mode)], primary first) give metric/mode LISTS, so the Optuna
     study gets one direction per objective (TPE is multi-objective); one gives a plain study.
@@ -56,14 +66,14 @@ def make_searcher(
         points_to_evaluate=first_points or None,
         sampler=optuna.samplers.TPESampler(seed=seed),
         study_name=study_name,
-        storage=optuna_storage(study_dir),
+        storage=optuna_storage(storage_url),
     )
 
 
-def pareto_front(study_dir: Path, name: str, objective_names: list[str]) -> list[dict[str, Any]]:
+def pareto_front(storage_url: str, name: str, objective_names: list[str]) -> list[dict[str, Any]]:
     """The Optuna study's Pareto-optimal trials (``study.best_trials``), each as
     ``{"number", "tune_trial_id", "values": {metric: value}, "params"}``, ordered by number."""
-    study = optuna.load_study(study_name=name, storage=optuna_storage(study_dir))
+    study = optuna.load_study(study_name=name, storage=optuna_storage(storage_url))
     return [
         {
             "number": trial.number,
@@ -75,10 +85,10 @@ def pareto_front(study_dir: Path, name: str, objective_names: list[str]) -> list
     ]
 
 
-def mark_orphaned_trials(study_dir: Path, name: str) -> int:
+def mark_orphaned_trials(storage_url: str, name: str) -> int:
     """Optuna trials still RUNNING after Tune finished were asked by a driver that was killed
     before Tune recorded the trial; mark them FAIL (tagged) so the study's history stays true."""
-    storage = optuna_storage(study_dir)
+    storage = optuna_storage(storage_url)
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from ray.exceptions import RayTaskError
 from ray.train import ControllerError, WorkerGroupError
 
 from raysys.names import OBJECTIVE
+from raysys.tune.study_dir import StudyDir
 from raysys.tune.trainable import CHECKPOINT_KEY  # reported by every trial
 
 PARETO_FILE = "pareto_front.json"
@@ -31,7 +31,7 @@ ENDED_STATUSES = ("TERMINATED", "ERROR")
 class StudyOutcome:
     """What a finished study produced (the job prints it)."""
 
-    study_dir: Path
+    study_dir: str  # a local path or a URL (s3://...)
     parent_run_id: str
     tracking_uri: str
     trials: int
@@ -99,25 +99,22 @@ def completed(results: tune.ResultGrid) -> bool:
     return results.num_terminated + results.num_errors == len(results)
 
 
-def trial_statuses(study_dir: Path) -> dict[str, str]:
+def trial_statuses(study_dir: StudyDir) -> dict[str, str]:
     """{trial id: Tune status} from the study's saved experiment state (what ``--resume`` restores)."""
     from ray.tune import ExperimentAnalysis
 
-    return {trial.trial_id: trial.status for trial in ExperimentAnalysis(str(study_dir)).trials}
-
-
-def _checkpoint_exists(path: Any) -> bool:
-    if not isinstance(path, str) or not path:
-        return False
-    return "://" in path or os.path.isdir(path)
+    return {trial.trial_id: trial.status for trial in ExperimentAnalysis(study_dir.url).trials}
 
 
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def summarise(results: tune.ResultGrid, mode: str, study_dir: Path, parent_run_id: str, tracking_uri: str) -> StudyOutcome:
-    """The best trial by ``objective`` (among its kept checkpoints) and the errored trials' reasons."""
+def summarise(results: tune.ResultGrid, mode: str, study_dir: StudyDir, parent_run_id: str, tracking_uri: str) -> StudyOutcome:
+    """The best trial by ``objective`` (among its kept checkpoints) and the errored trials' reasons.
+
+    ``best_checkpoint`` is a path or URL (``StudyDir.find``: Ray reports checkpoints on object
+    storage without their scheme)."""
     errored: dict[str, str] = {}
     best: tuple[float, str, dict, str | None] | None = None
     sign = 1.0 if mode == "max" else -1.0
@@ -128,18 +125,20 @@ def summarise(results: tune.ResultGrid, mode: str, study_dir: Path, parent_run_i
         if frame is None or OBJECTIVE not in frame:
             continue
         rows = frame[frame[OBJECTIVE].map(_finite)]
-        if CHECKPOINT_KEY in rows:  # only the kept (best) checkpoints are still on disk
-            kept = rows[rows[CHECKPOINT_KEY].map(_checkpoint_exists)]
+        found: dict[str, str | None] = {}
+        if CHECKPOINT_KEY in rows:  # only the kept (best) checkpoints are still there
+            found = {p: study_dir.find(p) for p in rows[CHECKPOINT_KEY] if isinstance(p, str) and p}
+            kept = rows[rows[CHECKPOINT_KEY].map(lambda p: found.get(p) is not None)]
             rows = kept if not kept.empty else rows
         if rows.empty:
             continue
         row = rows.loc[(rows[OBJECTIVE] * sign).idxmax()]
         value = float(row[OBJECTIVE])
-        checkpoint = row.get(CHECKPOINT_KEY) if CHECKPOINT_KEY in rows else None
-        checkpoint = checkpoint if isinstance(checkpoint, str) and checkpoint else None
+        reported = row.get(CHECKPOINT_KEY) if CHECKPOINT_KEY in rows else None
+        checkpoint = (found.get(reported) or reported) if isinstance(reported, str) and reported else None
         if best is None or sign * value > sign * best[0]:
             best = (value, trial_name(result), dict(result.config or {}), checkpoint)
-    outcome = StudyOutcome(study_dir, parent_run_id, tracking_uri, trials=len(results), errored=errored)
+    outcome = StudyOutcome(study_dir.url, parent_run_id, tracking_uri, trials=len(results), errored=errored)
     if best is not None:
         outcome.best_objective, outcome.best_trial, outcome.best_config, outcome.best_checkpoint = best
     return outcome

@@ -1,9 +1,12 @@
 """Running a study: Tune over the trial driver, Optuna TPE, ASHA, an MLflow parent run, the registry.
 
-Layout of a study ``<storage>/<name>/`` (absolute; any node of the cluster must reach it):
+Layout of a study ``<storage>/<name>/`` (an absolute shared path or an fsspec URL such as
+``s3://bucket/studies``; any node of the cluster must reach it; ``study_dir.StudyDir``):
     tuner.pkl, experiment_state-*.json, <trial dirs>   Tune's own experiment (``Tuner.restore``)
-    optuna.db                                        the Optuna study (its own sqlite: MLflow and
-                                                     Optuna must not share a database)
+    optuna.db                                        the Optuna study's sqlite, unless
+                                                     ``StudySpec.optuna_storage`` names a database
+                                                     (required when the study dir is remote; never
+                                                     MLflow's database)
     study.json                                       the MLflow parent run id (so ``--resume``
                                                      keeps logging under the same parent)
     train/<trial id>/                                each trial's Ray Train run (checkpoints)
@@ -36,19 +39,21 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter
 
-from raysys.config import from_flat, split_flat, to_flat
-from raysys.names import OBJECTIVE, TAG_FAMILY, TAG_STORE, TAG_STUDY, TAG_STUDY_OBJECTIVES, TAG_TRIAL, TRAIN_KEY
+from raysys.config import ConfigError, from_flat, split_flat, to_flat
+from raysys.names import OBJECTIVE, TAG_CHECKPOINT, TAG_FAMILY, TAG_STORE, TAG_STUDY, TAG_STUDY_OBJECTIVES, TAG_TRIAL, TRAIN_KEY
 from raysys.tracking import resolve_tracking_uri
 from raysys.urls import local_path
 from raysys.train import TrainConfig
 from raysys.tune import study_tracking
-from raysys.tune.optuna_adapter import OPTUNA_FILE, make_searcher, mark_orphaned_trials, pareto_front
+from raysys.tune.optuna_adapter import make_searcher, mark_orphaned_trials, pareto_front, study_exists
 from raysys.tune.results import PARETO_FILE, StudyOutcome, completed, summarise, trial_statuses
 from raysys.tune.space import FixedSpace, load_space
-from raysys.tune.spec import StudyError, StudySpec
+from raysys.tune.spec import StudyError, StudySpec, check_databases
+from raysys.tune.study_dir import StudyDir, local_copy
 from raysys.tune.trainable import TrialContext, run_trial, trial_resources
 
 STUDY_FILE = "study.json"
+TUNER_FILE = "tuner.pkl"  # Tune's saved Tuner: a study that ``Tuner.restore`` can continue
 SCALING_KEY = "scaling."  # the prefix raysys.train.fit logs ScalingSpec under
 STUDY_KEY = "study."  # params of the fields only a study has
 
@@ -59,22 +64,29 @@ def run_study(spec: StudySpec, *, resume: bool = False, trainable: Callable | No
     ``trainable`` replaces the trial driver (tests use small function trainables); it is called
     as ``trainable(config, context)`` with a ``TrialContext``.
     """
+    try:
+        check_databases(spec.storage, spec.optuna_storage, spec.tracking.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))
+    except ConfigError as err:
+        raise StudyError(str(err)) from None
     study_dir = spec.study_dir
-    has_state = (study_dir / "tuner.pkl").exists()
+    has_state = study_dir.exists(TUNER_FILE)
     if resume and not has_state:
-        raise StudyError(f"--resume: no study to resume at {study_dir} (no tuner.pkl); run without --resume")
-    if not resume and (has_state or (study_dir / OPTUNA_FILE).exists()):
-        raise StudyError(f"a study named {spec.name!r} already exists at {study_dir}; pass --resume or another --name")
-    study_dir.mkdir(parents=True, exist_ok=True)
+        raise StudyError(f"--resume: no study to resume at {study_dir} (no {TUNER_FILE}); run without --resume")
+    if not resume and (has_state or study_exists(spec.optuna_url, spec.name)):
+        raise StudyError(f"a study named {spec.name!r} already exists at {study_dir} or in {spec.optuna_url}; "
+                         "pass --resume or another --name")
+    study_dir.makedirs()
     # Snapshot Tune's experiment state (and the searcher) at least every second rather than every
     # 10 s, so a killed driver loses as little as possible; --resume restores that snapshot.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
-    tracking_uri = resolve_tracking_uri(spec.tracking.tracking_uri, default_dir=study_dir.parent)
+    # The default MLflow database lives beside a local storage (check_databases refused a remote one).
+    tracking_uri = resolve_tracking_uri(spec.tracking.tracking_uri,
+                                        default_dir=study_dir.local.parent if study_dir.local else None)
     data_id = store_id(spec.train.data)
     experiment = spec.tracking.experiment
 
     if resume:
-        parent_run_id = json.loads((study_dir / STUDY_FILE).read_text())["parent_run_id"]
+        parent_run_id = json.loads(study_dir.read_text(STUDY_FILE))["parent_run_id"]
         study_tracking.reopen_parent_run(tracking_uri, parent_run_id)
     else:
         parent_run_id = study_tracking.start_parent_run(
@@ -84,7 +96,7 @@ def run_study(spec: StudySpec, *, resume: bool = False, trainable: Callable | No
             space_text=_space_description(spec.train.family) if trainable is None else "",
         )
         # The objectives too: a later --resume must ask for the same ones (raysys.preflight.check_resume).
-        (study_dir / STUDY_FILE).write_text(json.dumps({"parent_run_id": parent_run_id, "tracking_uri": tracking_uri,
+        study_dir.write_text(STUDY_FILE, json.dumps({"parent_run_id": parent_run_id, "tracking_uri": tracking_uri,
                                                         "objectives": [list(o) for o in spec.objective_specs]}))
 
     try:
@@ -112,28 +124,29 @@ def _tune(spec: StudySpec, resume: bool, trainable: Callable | None, tracking_ur
         scaling=spec.scaling,
         tracking=dataclasses.replace(spec.tracking, tracking_uri=tracking_uri, parent_run_id=parent_run_id,
                                      tags={**spec.tracking.tags, TAG_STUDY: spec.name}),
-        train_storage=str(study_dir / "train"),
+        train_storage=study_dir.join("train"),
     )
     # A custom trainable (tests) is a driver only; raysys' own trains in process when it can.
     resources = driver_resources() if trainable is not None else trial_resources(spec.scaling, context.train_storage,
                                                                                   driver_resources())
     wrapped = tune.with_resources(tune.with_parameters(trainable or run_trial, context=context), resources)
     if resume:
-        tuner = tune.Tuner.restore(str(study_dir), trainable=wrapped, resume_unfinished=True, restart_errored=False)
+        tuner = tune.Tuner.restore(study_dir.url, trainable=wrapped, resume_unfinished=True, restart_errored=False)
     else:
         tuner = build_tuner(spec, wrapped)
     results = tuner.fit()
     if not completed(results):  # Tune stops on the first Ctrl-C and returns what it has
         raise KeyboardInterrupt("Tune stopped before every trial ended")
-    mark_orphaned_trials(study_dir, spec.name)
+    mark_orphaned_trials(spec.optuna_url, spec.name)
 
     mode = spec.objective_mode
     outcome = summarise(results, mode, study_dir, parent_run_id, tracking_uri)
     outcome.objectives = spec.objective_specs
     if spec.multi_objective:
-        outcome.pareto_front = pareto_front(study_dir, spec.name, [name for name, _ in outcome.objectives])
-        (study_dir / PARETO_FILE).write_text(json.dumps(outcome.pareto_front, indent=2, default=str))
-        study_tracking.log_pareto_front(tracking_uri, parent_run_id, outcome.pareto_front, study_dir / PARETO_FILE)
+        outcome.pareto_front = pareto_front(spec.optuna_url, spec.name, [name for name, _ in outcome.objectives])
+        text = json.dumps(outcome.pareto_front, indent=2, default=str)
+        study_dir.write_text(PARETO_FILE, text)
+        study_tracking.log_pareto_front(tracking_uri, parent_run_id, outcome.pareto_front, text, PARETO_FILE)
     study_tracking.log_outcome(tracking_uri, parent_run_id, outcome)
     # No run is left RUNNING: ASHA-stopped trials never reach their loop's own end.
     experiment = spec.tracking.experiment
@@ -141,19 +154,15 @@ def _tune(spec: StudySpec, resume: bool, trainable: Callable | None, tracking_ur
     if spec.register and outcome.best_checkpoint:
         from raysys.registry.champion import publish
 
-        outcome.champion = publish(
-            tracking_uri=tracking_uri,
-            family=spec.train.family,
-            checkpoint_dir=outcome.best_checkpoint,
-            objective_name=spec.objective_name,
-            objective_value=float(outcome.best_objective),
-            mode=mode,
-            store_id=data_id,
-            run_id=study_tracking.find_trial_run(tracking_uri, experiment, parent_run_id, outcome.best_trial)
-            or parent_run_id,
-            tags={TAG_STUDY: spec.name, TAG_TRIAL: str(outcome.best_trial),
-                  **({TAG_STUDY_OBJECTIVES: spec.objectives_text()} if spec.multi_objective else {})},
-        )
+        run_id = study_tracking.find_trial_run(tracking_uri, experiment, parent_run_id, outcome.best_trial) or parent_run_id
+        tags = {TAG_STUDY: spec.name, TAG_TRIAL: str(outcome.best_trial), TAG_CHECKPOINT: outcome.best_checkpoint,
+                **({TAG_STUDY_OBJECTIVES: spec.objectives_text()} if spec.multi_objective else {})}
+        with local_copy(outcome.best_checkpoint) as checkpoint_dir:  # one on object storage is downloaded
+            outcome.champion = publish(
+                tracking_uri=tracking_uri, family=spec.train.family, checkpoint_dir=checkpoint_dir,
+                objective_name=spec.objective_name, objective_value=float(outcome.best_objective), mode=mode,
+                store_id=data_id, run_id=run_id, tags=tags,
+            )
         study_tracking.log_champion(tracking_uri, parent_run_id, outcome.champion)
     return outcome
 
@@ -216,7 +225,7 @@ def build_tuner(spec: StudySpec, trainable: Any) -> tune.Tuner:
     fixed_space = FixedSpace(space, spec.fixed)
     searcher = make_searcher(
         fixed_space, spec.objective_specs, first_points=fixed_space.points(paper_points)[: spec.trials],
-        seed=spec.train.seed, study_name=spec.name, study_dir=spec.study_dir,
+        seed=spec.train.seed, study_name=spec.name, storage_url=spec.optuna_url,
     )
     mode = spec.objective_mode
     scheduler = ASHAScheduler(
@@ -235,7 +244,7 @@ def build_tuner(spec: StudySpec, trainable: Any) -> tune.Tuner:
         ),
         run_config=tune.RunConfig(
             name=spec.name,
-            storage_path=str(spec.study_dir.parent),
+            storage_path=StudyDir(spec.storage).url,  # a path or a URL (s3://...): Ray writes through pyarrow
             # A failing trial (e.g. a nan loss) ends as ERROR with its reason; the study goes on.
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
             verbose=1,

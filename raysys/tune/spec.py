@@ -13,15 +13,16 @@ single training run into ``TrackingSpec``'s default ("raysys"), whatever the ent
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any, Mapping
 
 from raysys.config import ConfigError
 from raysys.names import OBJECTIVE, VAL_PREFIX
 from raysys.urls import local_path
 from raysys.train import ScalingSpec, TrackingSpec, TrainConfig
+from raysys.tune.study_dir import StudyDir
 
 STUDY_EXPERIMENT = "raysys-studies"
+OPTUNA_FILE = "optuna.db"  # the default Optuna database: a sqlite file in a local study dir
 
 
 class StudyError(RuntimeError):
@@ -39,7 +40,7 @@ class StudySpec:
 
     train: TrainConfig
     name: str
-    storage: str  # a local or shared filesystem directory (Optuna keeps a sqlite file there)
+    storage: str  # a local/shared directory or an fsspec URL (s3://...) holding <name>/ (Tune's state)
     scaling: ScalingSpec = dataclasses.field(default_factory=ScalingSpec)
     tracking: TrackingSpec = dataclasses.field(default_factory=lambda: TrackingSpec(experiment=STUDY_EXPERIMENT))
     trials: int = 4
@@ -51,6 +52,9 @@ class StudySpec:
     # Multi-objective: "NAME[:max|min]" entries, the first "objective" (the family's objective,
     # also accepted as val/<family objective>); () = single-objective. See ``objective_specs``.
     objectives: tuple[str, ...] = ()
+    # The Optuna study's database (any SQLAlchemy URL: sqlite:///..., postgresql://...); None =
+    # sqlite:///<study dir>/optuna.db, which needs a local study dir. Never MLflow's database.
+    optuna_storage: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.train, TrainConfig):
@@ -65,8 +69,10 @@ class StudySpec:
             raise ConfigError(f"study.concurrency must be >= 1, got {self.concurrency}")
         if not self.name or "/" in self.name:
             raise ConfigError(f"study.name must be a non-empty name without '/', got {self.name!r}")
-        if not self.storage or local_path(self.storage) is None:
-            raise ConfigError(f"study.storage must be a local or shared filesystem path (Optuna keeps sqlite there), got {self.storage!r}")
+        if not self.storage:
+            raise ConfigError("study.storage must be a directory path or an fsspec URL (s3://bucket/studies), got ''")
+        if self.optuna_storage is not None and "://" not in self.optuna_storage:
+            raise ConfigError(f"study.optuna_storage must be a database URL (sqlite:///..., postgresql://...), got {self.optuna_storage!r}")
         if self.mode not in (None, "max", "min"):
             raise ConfigError(f"study.mode must be 'max' or 'min', got {self.mode!r}")
         if isinstance(self.objectives, str):
@@ -77,8 +83,14 @@ class StudySpec:
             self.objective_specs  # noqa: B018 - validates the entries (raises ValueError)
 
     @property
-    def study_dir(self) -> Path:
-        return Path(local_path(self.storage)) / self.name
+    def study_dir(self) -> StudyDir:
+        """``<storage>/<name>``: Tune's experiment, ``study.json``, the trials' Train runs."""
+        return StudyDir(self.storage).child(self.name)
+
+    @property
+    def optuna_url(self) -> str:
+        """The Optuna study's database URL (``optuna_storage``, else a sqlite file in the local study dir)."""
+        return self.optuna_storage or default_optuna_url(self.study_dir)
 
     @property
     def objective_mode(self) -> str:
@@ -154,3 +166,47 @@ def _family_metrics(family: str) -> tuple[tuple[str, ...] | None, str | None]:
         return tuple(cls.metric_names), cls.objective
     except Exception:  # noqa: BLE001 - a test family without a model: accept any metric
         return None, None
+
+
+# --- where the study's databases live ---------------------------------------------------------
+def default_optuna_url(study_dir: StudyDir) -> str:
+    """``sqlite:///<study dir>/optuna.db``; a study dir on object storage has no default (``StudyError``)."""
+    if study_dir.local is None:
+        raise StudyError(remote_storage_needs_database(study_dir.url.rsplit("/", 1)[0]))
+    return f"sqlite:///{study_dir.local / OPTUNA_FILE}"
+
+
+def remote_storage_needs_database(storage: str) -> str:
+    return (f"--storage {storage}: the Optuna study needs a database; pass --optuna-storage "
+            "sqlite:////shared/optuna.db or postgresql://...")
+
+
+def check_databases(storage: str, optuna_storage: str | None, tracking_uri: str | None) -> None:
+    """A study on object storage needs its databases elsewhere: Optuna's (``optuna_storage``) and
+    MLflow's (``tracking_uri``, None = not given: the default sqlite file beside ``storage``); and
+    Optuna and MLflow never share one database (both keep an alembic version table).
+    Raises ``ConfigError`` with one line naming the flag."""
+    if optuna_storage is not None and "://" not in optuna_storage:
+        raise ConfigError(f"--optuna-storage {optuna_storage}: not a database URL; pass sqlite:////abs/optuna.db or postgresql://...")
+    remote = local_path(storage) is None
+    if remote and not optuna_storage:
+        raise ConfigError(remote_storage_needs_database(storage))
+    if remote and not tracking_uri:
+        raise ConfigError(f"--storage {storage}: MLflow needs a tracking database; pass --tracking-uri "
+                          "(http://mlflow:5000, postgresql://...) or set MLFLOW_TRACKING_URI")
+    if optuna_storage and tracking_uri and same_database(optuna_storage, tracking_uri):
+        raise ConfigError(f"--optuna-storage {optuna_storage}: that is MLflow's tracking database; give the Optuna "
+                          "study its own (another sqlite file, or another database on the same server)")
+
+
+def same_database(a: str, b: str) -> bool:
+    """Whether two SQLAlchemy URLs name one database (driver, credentials and query ignored)."""
+    def key(url: str) -> tuple[str, str, str]:
+        scheme, _, rest = url.partition("://")
+        dialect = scheme.split("+", 1)[0].lower()
+        if dialect == "sqlite":
+            return dialect, "", str(local_path(rest[1:])) if rest.startswith("/") else rest
+        location = rest.rsplit("@", 1)[-1].split("?", 1)[0]
+        host, _, database = location.partition("/")
+        return dialect, host.lower(), database
+    return key(a) == key(b)

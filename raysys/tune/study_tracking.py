@@ -104,12 +104,12 @@ def log_champion(tracking_uri: str, run_id: str, publication: Any) -> None:
     client.set_tag(run_id, TAG_CHAMPION, str(publication.is_champion))
 
 
-def log_pareto_front(tracking_uri: str, run_id: str, front: list[dict[str, Any]], path: Path) -> None:
-    """Multi-objective studies: the Pareto trials as the artifact ``pareto_front.json`` (values and
-    params of each), the tag ``raysys.pareto_trials`` (their Tune trial ids, comma-separated) and
-    the metric ``study/pareto_trials`` (how many)."""
+def log_pareto_front(tracking_uri: str, run_id: str, front: list[dict[str, Any]], text: str, artifact_file: str) -> None:
+    """Multi-objective studies: the Pareto trials as the artifact ``artifact_file`` (``text``: the
+    values and params of each, as the study dir keeps them), the tag ``raysys.pareto_trials``
+    (their Tune trial ids, comma-separated) and the metric ``study/pareto_trials`` (how many)."""
     client = MlflowClient(tracking_uri)
-    client.log_artifact(run_id, str(path))
+    client.log_text(run_id, text, artifact_file)
     names = [str(t.get("tune_trial_id") or f"optuna#{t['number']}") for t in front]
     client.set_tag(run_id, "raysys.pareto_trials", ",".join(names)[:MAX_TAG_CHARS])
     client.log_metric(run_id, "study/pareto_trials", len(front))

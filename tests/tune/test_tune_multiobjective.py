@@ -39,7 +39,7 @@ def test_multi_objective_study_records_two_values_and_the_pareto_front(local_ray
     outcome = run_study(spec)
     assert outcome.trials == 2 and not outcome.errored, outcome.errored
 
-    study = optuna.load_study(study_name="mo", storage=optuna_storage(spec.study_dir))
+    study = optuna.load_study(study_name="mo", storage=optuna_storage(spec.optuna_url))
     assert study.directions == [optuna.study.StudyDirection.MAXIMIZE] * 2
     complete = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
     assert len(complete) == 2
@@ -52,7 +52,7 @@ def test_multi_objective_study_records_two_values_and_the_pareto_front(local_ray
     pareto_ids = {t.user_attrs[TUNE_TRIAL_ATTR] for t in study.best_trials}
     assert {t["tune_trial_id"] for t in outcome.pareto_front} == pareto_ids
     assert all(set(t["values"]) == {"objective", "val/disentanglement"} for t in outcome.pareto_front)
-    assert json.loads((spec.study_dir / PARETO_FILE).read_text()) == json.loads(json.dumps(outcome.pareto_front))
+    assert json.loads(spec.study_dir.read_text(PARETO_FILE)) == json.loads(json.dumps(outcome.pareto_front))
 
     # ASHA / best trial / champion side: the primary objective only.
     assert outcome.best_objective == pytest.approx(max(t.values[0] for t in complete))

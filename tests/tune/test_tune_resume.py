@@ -72,7 +72,7 @@ def completed(storage: Path) -> int:
     if not db.exists():
         return 0
     try:
-        study = optuna.load_study(study_name="resumable", storage=optuna_storage(db.parent))
+        study = optuna.load_study(study_name="resumable", storage=optuna_storage(f"sqlite:///{db}"))
     except Exception:  # noqa: BLE001 - not created yet
         return 0
     return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials())
@@ -133,7 +133,7 @@ def test_resume_after_killing_the_driver_neither_repeats_nor_loses_trials(tmp_pa
             kill_ray_of(ray_tmp)
             shutil.rmtree(ray_tmp, ignore_errors=True)
 
-    study = optuna.load_study(study_name="resumable", storage=optuna_storage(storage / "resumable"))
+    study = optuna.load_study(study_name="resumable", storage=optuna_storage(f"sqlite:///{storage / 'resumable' / 'optuna.db'}"))
     real = [t for t in study.get_trials() if "raysys.orphaned" not in t.user_attrs]
     assert len(real) == TRIALS and all(t.state == optuna.trial.TrialState.COMPLETE for t in real), real
     from ray.tune import ExperimentAnalysis

@@ -55,7 +55,7 @@ def test_conditional_params_reach_the_trainable_and_optuna_records_them(local_ra
     s = spec(tmp_path, fixed={"encoder": "condconv"})
     outcome = run_study(s, trainable=echo_trainable)
     assert outcome.trials == 6 and not outcome.errored
-    study = optuna.load_study(study_name="s", storage=optuna_storage(s.study_dir))
+    study = optuna.load_study(study_name="s", storage=optuna_storage(s.optuna_url))
     trials = study.get_trials()
     assert len(trials) == 6 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     by_number = sorted(trials, key=lambda t: t.number)
@@ -82,7 +82,7 @@ def test_conditional_params_reach_the_trainable_and_optuna_records_them(local_ra
 def test_nan_trial_ends_as_error_with_its_reason_and_the_study_goes_on(local_ray, tmp_path):
     s = spec(tmp_path, trials=8, train={"seed": 3})
     outcome = run_study(s, trainable=nan_trainable)
-    study = optuna.load_study(study_name="s", storage=optuna_storage(s.study_dir))
+    study = optuna.load_study(study_name="s", storage=optuna_storage(s.optuna_url))
     states = [t.state for t in study.get_trials()]
     failed = [t for t in study.get_trials() if t.params["model.lambda_c"] > 4.0]
     assert outcome.trials == 8 and len(states) == 8
@@ -104,7 +104,7 @@ def test_real_trial_with_an_infinite_loss_errors_with_the_train_loops_reason(loc
     (reason,) = outcome.errored.values()
     # Read from Ray Train's WorkerGroupError (rank 0's exception), not from the error's text.
     assert reason.startswith("NonFiniteLossError: ") and "loss/total=inf" in reason
-    study = optuna.load_study(study_name="s", storage=optuna_storage(s.study_dir))
+    study = optuna.load_study(study_name="s", storage=optuna_storage(s.optuna_url))
     assert [t.state for t in study.get_trials()] == [optuna.trial.TrialState.FAIL]
     client = MlflowClient(outcome.tracking_uri)
     parent = client.get_run(outcome.parent_run_id)
