@@ -104,7 +104,7 @@ def test_train_model_needs_modalities_the_store_lacks(t1_store, tmp_path):
 
 # --- jobs/tune_<family>.py ------------------------------------------------------------------
 def tune_args(data: str, tmp_path: Path, *more: str) -> list[str]:
-    return ["--data", data, "--storage", str(tmp_path / "studies"), "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}", *more]
+    return ["--data", data, "--batch-size", "2", "--storage", str(tmp_path / "studies"), "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}", *more]
 
 
 @pytest.mark.slow
