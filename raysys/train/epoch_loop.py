@@ -301,6 +301,12 @@ def run_training(
             if tracker is not None:
                 # Before report: a crash in between re-runs this epoch and the tracker skips the step.
                 tracker.log_metrics(metrics, step=epoch + 1)
+                if epoch + 1 == train.epochs:
+                    # Also before the last report: Tune ends a trial at its last report (its
+                    # thread gets SystemExit there), so nothing may be left to do after it.
+                    log_figures(tracker, family, val_batches, tuple(store.value_range))
+                    tracker.finish("FINISHED")
+                    tracker = None
             done, best_so_far = epoch + 1, best
             reporter.report(
                 metrics, epoch=done, improved=improved,
@@ -308,9 +314,14 @@ def run_training(
                 digest=lambda: parameter_digest(family.modules),
             )
             summary.update(epochs_done=done, best_metric=best)
-        if tracker is not None:
-            log_figures(tracker, family, val_batches, tuple(store.value_range))
+        if tracker is not None:  # no epoch left to train: the run was already complete
             tracker.finish("FINISHED")
+    except SystemExit as stop:
+        # Tune stopping a trial that trains in its own process (e.g. ASHA): the run stays open
+        # and the study closes it as stopped (raysys.tune.study_tracking.close_trial_runs).
+        if stop.code not in (0, None) and tracker is not None:
+            tracker.finish("FAILED")
+        raise
     except BaseException:
         if tracker is not None:
             tracker.finish("FAILED")

@@ -50,7 +50,7 @@ from raysys.tune.results import PARETO_FILE, StudyOutcome, completed, summarise,
 from raysys.tune.space import FixedSpace, load_space
 from raysys.tune.spec import StudyError, StudySpec, check_databases
 from raysys.tune.study_dir import StudyDir, local_copy
-from raysys.tune.trainable import TrialContext, run_trial, trial_resources
+from raysys.tune.trainable import TrialContext, run_trial, runs_in_process, trial_resources
 
 STUDY_FILE = "study.json"
 TUNER_FILE = "tuner.pkl"  # Tune's saved Tuner: a study that ``Tuner.restore`` can continue
@@ -133,7 +133,7 @@ def _tune(spec: StudySpec, resume: bool, trainable: Callable | None, tracking_ur
     if resume:
         tuner = tune.Tuner.restore(study_dir.url, trainable=wrapped, resume_unfinished=True, restart_errored=False)
     else:
-        tuner = build_tuner(spec, wrapped)
+        tuner = build_tuner(spec, wrapped, reuse_actors=trainable is None and runs_in_process(spec.scaling, context.train_storage))
     results = tuner.fit()
     if not completed(results):  # Tune stops on the first Ctrl-C and returns what it has
         raise KeyboardInterrupt("Tune stopped before every trial ended")
@@ -219,7 +219,7 @@ def study_params(spec: StudySpec, data_id: str) -> dict[str, Any]:
     return params
 
 
-def build_tuner(spec: StudySpec, trainable: Any) -> tune.Tuner:
+def build_tuner(spec: StudySpec, trainable: Any, reuse_actors: bool = False) -> tune.Tuner:
     space, paper_points = load_space(spec.train.family, max_levels=_max_levels(spec), epochs=spec.train.epochs,
                                      preset=spec.train.preset)
     fixed_space = FixedSpace(space, spec.fixed)
@@ -239,8 +239,10 @@ def build_tuner(spec: StudySpec, trainable: Any) -> tune.Tuner:
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=spec.concurrency),
             scheduler=scheduler,
             num_samples=spec.trials,
-            # A trial actor runs the next trial: imports and the preloaded store stay warm.
-            reuse_actors=True,
+            # Trials that train in their own process reuse the actor for the next trial: imports
+            # and the preloaded store stay warm. (A TorchTrainer's thread outlives Tune's 2 s
+            # reset wait while its worker group shuts down, so those actors are not reused.)
+            reuse_actors=reuse_actors,
         ),
         run_config=tune.RunConfig(
             name=spec.name,
