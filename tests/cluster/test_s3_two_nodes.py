@@ -3,7 +3,8 @@
 ``ray job submit`` of a 2-worker STRICT_SPREAD training that reads its store from S3,
 checkpoints to S3 and logs artifacts through an MLflow server that keeps them on S3. Mid-run the
 second node's raylet is killed and the node started again: the run resumes from the S3
-checkpoint, in exactly one MLflow run with continuous epochs.
+checkpoint, in exactly one MLflow run with continuous epochs. Its last checkpoint is then
+registered, and a job pinned to the second node loads ``models:/mmhvae@champion`` there.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import sys
 import re
 
 import pytest
+import s3fs
 from mlflow.tracking import MlflowClient
 
-from .conftest import BUCKET, ROOT_DIR, RayNodes, wait_until
+from .conftest import BUCKET, NODE_IP, ROOT_DIR, RayNodes, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -77,13 +79,33 @@ def test_training_survives_the_loss_of_a_node_with_only_s3_shared(aws, s3_store,
         assert "succeeded" in status, logs[-4000:]
         resumed = [int(e) for e in re.findall(rf"run {RUN_NAME} resumed after epoch (\d+)", logs)]
         assert resumed and 1 <= resumed[0] < EPOCHS, logs[-4000:]
+
+        # Resumed, not restarted: every epoch's checkpoint is on S3, one MLflow run, epochs 1..N.
+        assert checkpoints(storage)[-1] == "checkpoint_epoch=%06d" % EPOCHS
+        run = the_one_run(mlflow_s3)
+
+        # Register the final checkpoint (read back from S3) and load it on the second node: the
+        # model files reach that node through the MLflow server, from the bucket.
+        publish_from_s3(storage, run, mlflow_s3, s3_store, tmp_path)
+        loaded = nodes.ray("job", "submit", "--address", nodes.dashboard, "--entrypoint-resources", '{"second": 1}',
+                           "--", sys.executable, "-c", LOAD_ON_A_NODE % mlflow_s3, timeout=300)
+        assert loaded.returncode == 0 and f"LOADED on {NODE_IP}" in loaded.stdout, (loaded.stdout + loaded.stderr)[-3000:]
     finally:
         nodes.stop()
 
-    # Resumed, not restarted: the checkpoints of every epoch are on S3 and the worker group was
-    # started more than once (the restart after the node loss).
-    assert checkpoints(storage)[-1] == "checkpoint_epoch=%06d" % EPOCHS
-    client = MlflowClient(mlflow_s3)
+
+LOAD_ON_A_NODE = """
+import numpy as np, ray, raysys.registry
+model = raysys.registry.load("models:/mmhvae@champion", tracking_uri="%s")
+images = np.zeros((1, len(model.modalities), 64, 64), dtype="float32")
+out = model.synthesise(images, np.ones((1, len(model.modalities)), dtype=bool))
+assert out.shape == images.shape and np.isfinite(out).all()
+print("LOADED on", ray.util.get_node_ip_address())
+"""
+
+
+def the_one_run(tracking_uri: str):
+    client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name("raysys")
     runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`raysys.run_name` = '{RUN_NAME}'")
     assert len(runs) == 1
@@ -92,7 +114,19 @@ def test_training_survives_the_loss_of_a_node_with_only_s3_shared(aws, s3_store,
     assert [m.step for m in client.get_metric_history(run.info.run_id, "epoch")] == list(range(1, EPOCHS + 1))
     # The run's artifacts went through the server into the bucket.
     assert run.info.artifact_uri.startswith("mlflow-artifacts:")
-    import s3fs
-
     stored = s3fs.S3FileSystem().find(f"{BUCKET}/mlartifacts")
     assert any(run.info.run_id in path and path.endswith(".png") for path in stored), stored[:20]
+    return run
+
+
+def publish_from_s3(storage: str, run, tracking_uri: str, store_url: str, tmp_path) -> None:
+    from raysys.data import open_store
+    from raysys.registry.champion import publish
+
+    local = tmp_path / "checkpoint"
+    s3fs.S3FileSystem().get(f"{storage.removeprefix('s3://')}/{RUN_NAME}/checkpoint_epoch=%06d/" % EPOCHS, str(local),
+                            recursive=True)
+    publication = publish(tracking_uri=tracking_uri, family="mmhvae", checkpoint_dir=local, objective_name="objective",
+                          objective_value=run.data.metrics["objective"], mode="max",
+                          store_id=open_store(store_url).store_id, run_id=run.info.run_id)
+    assert publication.is_champion

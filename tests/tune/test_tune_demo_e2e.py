@@ -68,9 +68,9 @@ def test_ray_job_submit_of_a_two_trial_study_registers_a_loadable_champion(tiny_
         assert len(children) == 2
         assert {r.info.run_name for r in children} == {r.data.tags["raysys.trial_id"] for r in children}
         assert all("objective" in r.data.metrics and "model.levels" in r.data.params for r in children)
-        assert parent.data.params["study.trials"] == "2" and "study.store_id" in parent.data.params
+        assert parent.data.params["study.trials"] == "2" and "data.store_id" in parent.data.params  # as its children log it
         champion = client.get_model_version_by_alias("mmhvae", "champion")
-        assert champion.tags["raysys.store_id"] == parent.data.params["study.store_id"]
+        assert champion.tags["raysys.store_id"] == parent.data.params["data.store_id"]
         assert champion.run_id in {r.info.run_id for r in children}
 
         import raysys.registry
