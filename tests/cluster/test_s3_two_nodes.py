@@ -4,7 +4,7 @@
 checkpoints to S3 and logs artifacts through an MLflow server that keeps them on S3. Mid-run the
 second node's raylet is killed and the node started again: the run resumes from the S3
 checkpoint, in exactly one MLflow run with continuous epochs. Its last checkpoint is then
-registered, and a job pinned to the second node loads ``models:/mmhvae@champion`` there.
+registered, and a Ray task pinned to the second node loads ``models:/mmhvae@champion`` there.
 """
 
 from __future__ import annotations
@@ -87,20 +87,28 @@ def test_training_survives_the_loss_of_a_node_with_only_s3_shared(aws, s3_store,
         # Register the final checkpoint (read back from S3) and load it on the second node: the
         # model files reach that node through the MLflow server, from the bucket.
         publish_from_s3(storage, run, mlflow_s3, s3_store, tmp_path)
-        loaded = nodes.ray("job", "submit", "--address", nodes.dashboard, "--entrypoint-resources", '{"second": 1}',
-                           "--", sys.executable, "-c", LOAD_ON_A_NODE % mlflow_s3, timeout=300)
+        loaded = nodes.ray("job", "submit", "--address", nodes.dashboard, "--", sys.executable, "-c",
+                           LOAD_ON_A_NODE % mlflow_s3, timeout=300)
         assert loaded.returncode == 0 and f"LOADED on {NODE_IP}" in loaded.stdout, (loaded.stdout + loaded.stderr)[-3000:]
     finally:
         nodes.stop()
 
 
 LOAD_ON_A_NODE = """
-import numpy as np, ray, raysys.registry
-model = raysys.registry.load("models:/mmhvae@champion", tracking_uri="%s")
-images = np.zeros((1, len(model.modalities), 64, 64), dtype="float32")
-out = model.synthesise(images, np.ones((1, len(model.modalities)), dtype=bool))
-assert out.shape == images.shape and np.isfinite(out).all()
-print("LOADED on", ray.util.get_node_ip_address())
+import numpy as np, ray
+
+@ray.remote(resources={"second": 1})  # a worker process on the second node
+def load_there(tracking_uri):
+    import raysys.registry
+
+    model = raysys.registry.load("models:/mmhvae@champion", tracking_uri=tracking_uri)
+    images = np.zeros((1, len(model.modalities), 64, 64), dtype="float32")
+    out = model.synthesise(images, np.ones((1, len(model.modalities)), dtype=bool))
+    assert out.shape == images.shape and np.isfinite(out).all()
+    return ray.util.get_node_ip_address()
+
+ray.init()
+print("LOADED on", ray.get(load_there.remote("%s")))
 """
 
 
