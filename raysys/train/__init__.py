@@ -9,7 +9,7 @@ from typing import Any
 
 from raysys.names import OBJECTIVE
 from raysys.train.checkpoint import build_state, load_state
-from raysys.train.config import ScalingSpec, TrackingSpec, TrainConfig, flat_run_config, split_overrides
+from raysys.train.config import ScalingSpec, TrackingSpec, TrainConfig, flat_run_config
 from raysys.train.epoch_loop import NonFiniteLossError
 from raysys.train.local import LocalResult, train_local
 
@@ -35,7 +35,6 @@ __all__ = [
     "fit",
     "flat_run_config",
     "load_state",
-    "split_overrides",
     "train_local",
     "train_loop_per_worker",
 ]

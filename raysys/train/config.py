@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal, Mapping
 
-from raysys.config import ConfigError, from_flat, split_flat, to_flat
+from raysys.config import ConfigError, from_flat, to_flat
 from raysys.names import MODEL_KEY, TRAIN_KEY
 
 
@@ -93,14 +93,6 @@ def flat_run_config(train: TrainConfig, model_config: Any) -> dict[str, Any]:
     flat = to_flat(train, prefix=TRAIN_KEY)
     flat.update(to_flat(model_config, prefix=MODEL_KEY))
     return flat
-
-
-def split_overrides(flat: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``{"train.epochs": 3, "model.lr": 1e-3, "lr": 1e-3}`` -> (train overrides, model overrides).
-
-    Keys without a ``train.``/``model.`` prefix are model keys (``--set lambda_kl=1e-3``).
-    """
-    return split_flat(flat, bare="model")
 
 
 def train_config_from_flat(flat: Mapping[str, Any], base: TrainConfig | None = None) -> TrainConfig:

@@ -10,7 +10,8 @@ from mlflow.tracking import MlflowClient
 
 from raysys.config import ConfigError
 from raysys.tracking import PARENT_TAG, RunTracker, resolve_tracking_uri
-from raysys.train.config import ScalingSpec, TrainConfig, flat_run_config, split_overrides, train_config_from_flat
+from raysys.config import split_flat
+from raysys.train.config import ScalingSpec, TrainConfig, flat_run_config, train_config_from_flat
 from raysys.train.distributed import MeanAccumulator
 from raysys.train.faults import FaultSpec, InjectedFault, maybe_fail
 
@@ -81,5 +82,5 @@ def test_configs_check_values_and_round_trip():
 
     flat = flat_run_config(train, ToyConfig())
     assert flat["train.epochs"] == 4 and flat["model.width"] == 8 and flat["model.data_range"] == (-5.0, 5.0)
-    train_over, model_over = split_overrides({"train.epochs": 2, "model.width": 4, "lr": 0.1})
+    train_over, model_over = split_flat({"train.epochs": 2, "model.width": 4, "lr": 0.1}, bare="model")
     assert train_over == {"epochs": 2} and model_over == {"width": 4, "lr": 0.1}
