@@ -55,11 +55,12 @@ REMOTE_CACHE_DEFAULT = 2 * 1024**3
 
 
 def cached(store):
-    """A remote store behind a per-process, in-memory LRU cache of the byte ranges read.
+    """A remote store behind an in-memory LRU cache of the byte ranges read through it.
 
     Zarr reads a shard's index once and then each one-slice chunk as a range request; the cache
-    keeps both, so a worker's later epochs re-read nothing it already fetched. Its size comes
-    from ``RAYSYS_REMOTE_CACHE_BYTES`` (default 2 GiB; 0 turns the cache off).
+    keeps both. A dataset opens its store once per process (again after a fork), so a worker's
+    later epochs re-read nothing it already fetched. The bound, ``RAYSYS_REMOTE_CACHE_BYTES``
+    (default 2 GiB; 0 turns the cache off), holds per opened store.
     """
     from zarr.experimental.cache_store import CacheStore
 
