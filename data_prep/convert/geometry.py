@@ -107,6 +107,30 @@ def fit_in_plane(stack: np.ndarray, size: tuple[int, int], order: int,
     return out
 
 
+def unfit_in_plane(stack: np.ndarray, plane: tuple[int, int], order: int) -> np.ndarray:
+    """Inverse of ``fit_in_plane``: slices [..., H, W] on the resized grid -> [..., h, w] of the
+    original ``plane`` (h, w) (used by ``raysys.predict`` to put a model's output back on a
+    subject's own grid).
+
+    The resized grid spans the zero-padded plane corner to corner, so each pixel of the padded
+    plane lies at a known position on it; ``order`` 1 interpolates bilinearly there (for images),
+    0 takes the nearest pixel (labels); the padding is then cropped. A plane that needed no
+    resizing (padded plane == ``size``) comes back exactly.
+    """
+    size = stack.shape[-2:]
+    padded_h, padded_w = padded_plane(plane[0], plane[1], size)
+    top, left = (padded_h - plane[0]) // 2, (padded_w - plane[1]) // 2
+    if order == 1:
+        rows = _linear_matrix(size[0], padded_h, 0, size[0])[top:top + plane[0]]        # [h, H]
+        cols = _linear_matrix(size[1], padded_w, 0, size[1])[left:left + plane[1]]      # [w, W]
+        return np.matmul(np.matmul(rows, stack.astype(np.float32, copy=False)), cols.T)
+    if order != 0:
+        raise ValueError(f"order={order}: expected 0 (nearest) or 1 (linear)")
+    rows = np.rint(_positions(size[0], padded_h)).astype(int)[top:top + plane[0]]
+    cols = np.rint(_positions(size[1], padded_w)).astype(int)[left:left + plane[1]]
+    return stack.take(rows, axis=-2).take(cols, axis=-1)
+
+
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     """Otsu's threshold of a 1-D sample (maximises the between-class variance)."""
     histogram, edges = np.histogram(values, bins=bins)

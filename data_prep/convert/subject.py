@@ -177,14 +177,8 @@ def prepare(job: SubjectJob) -> dict:
     if not images:
         raise InputError(next(iter(job.files.values())), "subject has no image modality")
     first_image = job.files[next(iter(images))]
-    try:
-        mask = geometry.brain_mask(images, tissue)
-        params, stats = normalise.fit_subject(images, mask, tissue, job.normalise)
-        keep = geometry.choose_slices(geometry.axial_areas(mask), job.slices)
-    except ValueError as error:
-        raise InputError(first_image, str(error)) from error
-    slab = slice(int(keep[0]), int(keep[-1]) + 1)            # kept slices are one contiguous range
-    arrays = resize_slab(images, params, mask, tissue, slab, job.size, job.normalise)
+    arrays, _, keep, stats = preprocess(images, tissue, job.size, job.slices, job.normalise, first_image)
+    slab = slice(int(keep[0]), int(keep[-1]) + 1)
     for modality in images:
         name = f"{layout.IMAGES}/{modality}"
         arrays[name] = arrays[name].astype(job.dtype, copy=False)
@@ -198,6 +192,27 @@ def prepare(job: SubjectJob) -> dict:
             "modalities": sorted(images), "normalisation": stats, "spacing": spacing,
             "has_labels": labels is not None, "has_tissue": tissue is not None}
     return {"arrays": arrays, "meta": meta}
+
+
+def preprocess(images: dict[str, np.ndarray], tissue: np.ndarray | None, size: tuple[int, int],
+               slices: tuple[int, int] | None, method: str, first_image: str
+               ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, dict]:
+    """The store's preprocessing of one subject's RAS volumes [X, Y, Z]: brain mask, normalisation
+    fitted on the whole volume, choice of axial slices, resize of the kept slab (``resize_slab``).
+
+    Returns (``resize_slab``'s arrays, float32 images; the brain mask [X, Y, Z]; the kept axial
+    indices, one contiguous range; the normalisation statistics). ``prepare`` (the store) and
+    ``raysys.predict`` (new NIfTI files for a registered model) both call it, so a subject is
+    preprocessed the same way by both. A ValueError becomes an ``InputError`` on ``first_image``.
+    """
+    try:
+        mask = geometry.brain_mask(images, tissue)
+        params, stats = normalise.fit_subject(images, mask, tissue, method)
+        keep = geometry.choose_slices(geometry.axial_areas(mask), slices)
+    except ValueError as error:
+        raise InputError(first_image, str(error)) from error
+    slab = slice(int(keep[0]), int(keep[-1]) + 1)            # kept slices are one contiguous range
+    return resize_slab(images, params, mask, tissue, slab, size, method), mask, keep, stats
 
 
 def resize_slab(images: dict[str, np.ndarray], params: dict, mask: np.ndarray, tissue: np.ndarray | None,

@@ -3,8 +3,11 @@
     raysys_model.json   {"format_version", "family", "preset", "modalities", "model_config" (flat
                         family config), "source" (where the weights came from), and, when
                         known, "training": {"store_id", "fold", "data", "train_subjects",
-                        "val_subjects"} (what the model saw; ``raysys.evaluate`` refuses to
-                        score it on those subjects). Older directories lack "training".}
+                        "val_subjects", "preprocessing"} (what the model saw; ``raysys.evaluate``
+                        refuses to score it on those subjects; "preprocessing" is how the
+                        store made its slices, see ``preprocessing_record``, which
+                        ``raysys.predict`` repeats on new NIfTI files). Older directories lack
+                        "training" or its "preprocessing".}
     weights.pt          the inference module's state_dict (torch.save; loads with weights_only=True)
 
 No pickled code and no traced graph: the module is rebuilt with
@@ -85,8 +88,30 @@ def save_from_checkpoint(checkpoint_dir: str | Path, directory: str | Path, sour
                           training=training)
 
 
+def preprocessing_record(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """How a store made its slices, from its root attrs (CONTRACTS section 2): ``{"size": [H, W],
+    "slices": "auto" | "a:b", "normalise", "value_range": [lo, hi], "modalities" (store order),
+    "dtype", "converter_version"}``. The conversion's own arguments win over the derived attrs
+    (they are what ``data_prep.convert`` was called with). Raises ``KeyError`` naming what is missing."""
+    arguments = dict(attrs.get("arguments") or {})
+
+    def given(argument: str, attr: str):
+        return arguments[argument] if argument in arguments else attrs[attr]
+
+    return {
+        "size": [int(v) for v in given("size", "size")],
+        "slices": str(arguments.get("slices", "auto")),
+        "normalise": str(given("normalise", "normalisation")),
+        "value_range": [float(v) for v in attrs["value_range"]],
+        "modalities": [str(m) for m in attrs["modalities"]],
+        "dtype": str(given("dtype", "dtype")),
+        "converter_version": str(given("converter_version", "converter_version")),
+    }
+
+
 def training_info(train_config: Mapping[str, Any], store_id: str | None = None) -> dict[str, Any] | None:
-    """``{"data", "fold", "store_id", "train_subjects", "val_subjects"}`` of a checkpoint's train config.
+    """``{"data", "fold", "store_id", "train_subjects", "val_subjects", "preprocessing"}`` of a
+    checkpoint's train config (``preprocessing``: ``preprocessing_record`` of the store's attrs).
 
     The subjects and store id are read from the store named by ``data`` (the training split
     convention of ``Store.split_subjects``); when that store cannot be opened here, only what is
@@ -106,6 +131,7 @@ def training_info(train_config: Mapping[str, Any], store_id: str | None = None) 
         info["store_id"] = store.store_id
         info["train_subjects"] = [store.subjects[i] for i in store.split_subjects("train", fold)]
         info["val_subjects"] = [store.subjects[i] for i in store.split_subjects("val", fold)]
+        info["preprocessing"] = preprocessing_record(store.attrs)
     except Exception:  # the store is not reachable from here: keep what is known
         pass
     return info
@@ -124,13 +150,19 @@ def find_model_dir(root: str | Path) -> Path:
 
 def read_model_dir(directory: str | Path, device: str | torch.device = "cpu") -> tuple[dict[str, Any], nn.Module]:
     """(meta, inference module in eval mode) from a model directory."""
-    from raysys.models import build_model
-
     directory = find_model_dir(directory)
     meta = json.loads((directory / META_FILE).read_text())
     if meta.get("format_version") != FORMAT_VERSION:
         raise RegistryError(f"{directory / META_FILE}: format_version {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
-    module = build_model(meta["family"], meta["preset"], meta["modalities"], **meta["model_config"])
     weights = torch.load(directory / WEIGHTS_FILE, map_location=device, weights_only=True)
+    return meta, build_module(meta, weights, device)
+
+
+def build_module(meta: Mapping[str, Any], weights: Mapping[str, torch.Tensor], device: str | torch.device = "cpu") -> nn.Module:
+    """The inference module of a model's meta and state_dict, in eval mode on ``device`` (e.g. in
+    a Ray actor that got both from the driver, without access to the registry)."""
+    from raysys.models import build_model
+
+    module = build_model(meta["family"], meta["preset"], meta["modalities"], **meta["model_config"])
     module.load_state_dict(weights)
-    return meta, module.to(device).eval()
+    return module.to(device).eval()

@@ -1,0 +1,5 @@
+import sys
+
+from raysys.synthesise.cli import main
+
+sys.exit(main())
