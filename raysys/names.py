@@ -43,6 +43,11 @@ TAG_SPLIT = "raysys.split"
 TAG_FOLD = "raysys.fold"
 SPLIT_SCORE_TAG = "raysys.{split}.{key}"  # model-version tags of an evaluation: raysys.test.ssim_synthesis_mean, ...
 
+# Segmentation runs (jobs/segment.py): the row of the table a training run or registered version is.
+TAG_INPUT_MODE = "raysys.input_mode"
+TAG_HIDE_PROB = "raysys.hide_prob"
+TAG_VARIANT = "raysys.variant"
+
 # Registered model version tags (the champion rule).
 TAG_OBJECTIVE = "raysys.objective"
 TAG_OBJECTIVE_VALUE = "raysys.objective_value"

@@ -6,6 +6,7 @@ Item (dict of tensors; default collation adds the batch dimension B):
     mask       bool    [H, W]         brain mask of the centre slice
     subject    int64   []             subject index in the store
     slice      int64   []             global slice index
+    position   float32 []             relative position in the subject's stored slices, (i + 0.5) / count
     label      int64   [H, W]         centre-slice labels, only when the store has labels
 
 Zarr is opened lazily in each process (first item after construction, unpickling or fork),
@@ -182,6 +183,7 @@ class SliceDataset(Dataset):
             "mask": torch.from_numpy(np.array(blocks[len(wanted)][0], dtype=bool)),  # a copy: preloaded arrays are read-only
             "subject": torch.tensor(subject, dtype=torch.int64),
             "slice": torch.tensor(g, dtype=torch.int64),
+            "position": torch.tensor((g - first + 0.5) / (stop - first), dtype=torch.float32),
         }
         if self.has_labels:
             item["label"] = torch.from_numpy(np.array(blocks[-1][0], dtype=np.int64))

@@ -1,7 +1,8 @@
 """Load registered raysys models: ``raysys.registry.load("models:/mmhvae@champion")``.
 
-Returns a ready inference object (``raysys.registry.inference``): ``MMHVAEInference.synthesise``
-or ``DisentangleInference.anatomy / modality / fused_anatomy / cross_synthesis``. The model is
+Returns a ready inference object (``raysys.registry.inference``): ``MMHVAEInference.synthesise``,
+``DisentangleInference.anatomy / modality / fused_anatomy / cross_synthesis`` or
+``SegmenterInference.segment``. ``fetch_model_dir`` downloads a registered model's directory. The model is
 rebuilt from source and its weights load with ``torch.load(weights_only=True)``.
 """
 
@@ -13,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from raysys.registry.format import RegistryError, read_model_dir, save_from_checkpoint, save_model_dir
-from raysys.registry.inference import DisentangleInference, Inference, MMHVAEInference, wrap
+from raysys.registry.format import RegistryError, find_model_dir, read_model_dir, save_from_checkpoint, save_model_dir
+from raysys.registry.inference import DisentangleInference, Inference, MMHVAEInference, SegmenterInference, wrap
 
 DEFAULT_ALIAS = "champion"
 
@@ -49,20 +50,27 @@ def load(
     if os.path.isdir(name_or_uri):
         meta, module = read_model_dir(name_or_uri, device)
         return wrap(module, meta, device)
+    uri = name_or_uri if name_or_uri.startswith("runs:/") else model_uri(name_or_uri, alias, version)
+    with tempfile.TemporaryDirectory(prefix="raysys-model-") as tmp:
+        meta, module = read_model_dir(fetch_model_dir(uri, tmp, tracking_uri=tracking_uri), device)
+    meta["uri"] = uri
+    return wrap(module, meta, device)
+
+
+def fetch_model_dir(uri: str, dst: str | Path, *, tracking_uri: str | None = None) -> Path:
+    """Download the raysys model directory of a ``models:/`` or ``runs:/`` URI into ``dst``;
+    returns the directory holding ``raysys_model.json``. ``RegistryError`` (naming the URI and the
+    tracking URI) when it is not there."""
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
-    uri = name_or_uri if name_or_uri.startswith("runs:/") else model_uri(name_or_uri, alias, version)
     tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-    with tempfile.TemporaryDirectory(prefix="raysys-model-") as tmp:
-        try:
-            source = uri if uri.startswith("runs:/") else _version_download_uri(uri, tracking_uri)
-            local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=tracking_uri)
-        except MlflowException as err:
-            raise RegistryError(f"cannot fetch {uri} from {tracking_uri or 'the default tracking URI'}: {err.message}") from err
-        meta, module = read_model_dir(Path(local), device)
-    meta["uri"] = uri
-    return wrap(module, meta, device)
+    try:
+        source = uri if uri.startswith("runs:/") else _version_download_uri(uri, tracking_uri)
+        local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dst), tracking_uri=tracking_uri)
+    except MlflowException as err:
+        raise RegistryError(f"cannot fetch {uri} from {tracking_uri or 'the default tracking URI'}: {err.message}") from err
+    return find_model_dir(Path(local))
 
 
 def registered_version(client, uri: str) -> tuple[str, str]:
@@ -88,4 +96,4 @@ def _version_download_uri(uri: str, tracking_uri: str | None) -> str:
     return client.get_model_version_download_uri(*registered_version(client, uri))
 
 
-__all__ = ["DisentangleInference", "MMHVAEInference", "RegistryError", "load", "model_uri", "registered_version", "save_from_checkpoint", "save_model_dir"]
+__all__ = ["DisentangleInference", "MMHVAEInference", "RegistryError", "SegmenterInference", "fetch_model_dir", "load", "model_uri", "registered_version", "save_from_checkpoint", "save_model_dir"]

@@ -128,7 +128,47 @@ class MMHVAEInference(Inference):
         return self._to_size(out, size)
 
 
-INFERENCE: dict[str, type[Inference]] = {"disentangle": DisentangleInference, "mmhvae": MMHVAEInference}
+class SegmenterInference(Inference):
+    """Brain-tumour labels from the available modalities (``raysys.models.segmenter``).
+
+    Self-contained: the module holds its frozen upstream model and cohort-mean images. Inputs
+    of another in-plane size are resampled to the model's; the class probabilities are resampled
+    back (bilinear) before the argmax, so labels come out at the input size.
+    """
+
+    family = "segmenter"
+
+    def __init__(self, module: nn.Module, meta: dict[str, Any], device: str | torch.device = "cpu"):
+        super().__init__(module, meta, device)
+        self.context = module.context  # the disentangle encoder's K (fused_anatomy), else any K
+        self.input_mode: str = module.config.input_mode
+
+    @torch.no_grad()
+    def segment(self, images: ArrayLike, available: ArrayLike | None = None, position: ArrayLike | None = None) -> np.ndarray:
+        """BraTS labels {0, 1, 2, 4}: int64 [B, H, W].
+
+        images [B, M, H, W] or [B, M, K, H, W] in the store's normalised units (M = ``modalities``,
+        store order); available bool [B, M] (None: the non-zero images); position float [B] in
+        [0, 1): each slice's relative position in its subject's stored slices, ``(i + 0.5) / count``
+        (read by ``standard_avg`` to pick the cohort-mean image; None = 0.5).
+        """
+        x, avail, size = self._inputs(images, available)
+        pos = None
+        if position is not None:
+            pos = torch.as_tensor(np.asarray(position) if not isinstance(position, torch.Tensor) else position)
+            pos = pos.to(self.device, torch.float32).reshape(-1)
+            if pos.shape[0] != x.shape[0]:
+                raise ValueError(f"position {tuple(pos.shape)} must be [B]={x.shape[0]}")
+        probabilities = torch.softmax(self.module(x, avail, pos).float(), dim=1)
+        if tuple(probabilities.shape[-2:]) != size:
+            probabilities = F.interpolate(probabilities, size=size, mode="bilinear", align_corners=False)
+        from raysys.models.segmenter.regions import classes_to_labels
+
+        return classes_to_labels(probabilities.argmax(dim=1)).cpu().numpy()
+
+
+INFERENCE: dict[str, type[Inference]] = {"disentangle": DisentangleInference, "mmhvae": MMHVAEInference,
+                                         "segmenter": SegmenterInference}
 
 
 def wrap(module: nn.Module, meta: dict[str, Any], device: str | torch.device = "cpu") -> Inference:
@@ -138,4 +178,4 @@ def wrap(module: nn.Module, meta: dict[str, Any], device: str | torch.device = "
     return INFERENCE[family](module, meta, device)
 
 
-__all__: Sequence[str] = ["DisentangleInference", "Inference", "MMHVAEInference", "wrap"]
+__all__: Sequence[str] = ["DisentangleInference", "Inference", "MMHVAEInference", "SegmenterInference", "wrap"]

@@ -2,7 +2,8 @@
 
 The model directory's artifact ``raysys`` holds the raysys format (``format.py``); ``predict``
 takes ``{"images": [B, M, (K,) H, W], "available": [B, M]}`` and returns the family's main output
-(mmhvae: synthesised modalities; disentangle: the fused anatomy). ``raysys.registry.load`` does
+(mmhvae: synthesised modalities; disentangle: the fused anatomy; segmenter: BraTS labels, with
+an optional ``"position"`` [B]). ``raysys.registry.load`` does
 not go through this class: it rebuilds the module from the raysys format directly.
 """
 
@@ -23,4 +24,6 @@ class RaysysModel(mlflow.pyfunc.PythonModel):
         images, available = model_input["images"], model_input.get("available")
         if self.inference.family == "mmhvae":
             return self.inference.synthesise(images, available, temperature=float((params or {}).get("temperature", 0.5)))
+        if self.inference.family == "segmenter":
+            return self.inference.segment(images, available, model_input.get("position"))
         return self.inference.fused_anatomy(images, available)
