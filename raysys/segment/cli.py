@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from raysys.config import ConfigError
+from raysys.segment.predict_cli import PREDICT_FLAG
+from raysys.segment.predict_cli import main as predict_main
 from raysys.segment.variants import MODES, UPSTREAM_FLAG, Variant, variants
 
 FAMILY = "segmenter"
@@ -34,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hide-prob", type=float, default=0.0,
                    help="also train every mode with random modality dropout P (own rows; 0 = complete inputs only)")
     p.add_argument("--out", required=True, help="directory for dice.csv and table.md")
+    p.epilog = "Segment new NIfTI subjects with a registered segmenter: segment.py --predict DIR [--model URI] --out DIR (see --predict DIR --help)."
     return p
 
 
@@ -83,6 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from raysys.tracking import resolve_tracking_uri
     from raysys.train.cli import configs_from_args, init_ray
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a == PREDICT_FLAG or a.startswith(PREDICT_FLAG + "=") for a in argv):
+        return predict_main(argv)
     args = build_parser().parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="raysys-upstream-") as download_dir:
         try:

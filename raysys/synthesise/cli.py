@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 
+from raysys.predict.cli_flags import add_cohort_flags
 from raysys.predict.synthesis import OUTPUTS
 
 
@@ -23,15 +24,11 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--model", required=True, help="models:/name@alias, models:/name/N, runs:/... or a model directory")
     p.add_argument("--input", required=True, help="folder of <subject>/<subject>_<modality>.nii[.gz], or a manifest.csv")
     p.add_argument("--out", required=True, help="output folder (a path every Ray node sees)")
-    p.add_argument("--tracking-uri", default=None, help="MLflow tracking URI for models:/ and runs:/ (default MLFLOW_TRACKING_URI)")
     p.add_argument("--temperature", type=float, default=None, help="mmhvae posterior std scale (default: the model's, 0.5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the mmhvae draws (default 0)")
     p.add_argument("--output", choices=OUTPUTS, default=None,
                    help="synthesis (mmhvae, default), anatomy or fused (disentangle, default fused)")
-    p.add_argument("--store", default=None, help="training store to read the preprocessing from (models registered without it)")
-    p.add_argument("--address", default=None, help="Ray cluster address (default RAY_ADDRESS, else a local Ray)")
-    p.add_argument("--actors", type=int, default=1, help="actors in the pool (one model copy each)")
-    p.add_argument("--gpus-per-actor", type=float, default=None, help="default: 1 (or a share) when the cluster has GPUs")
+    add_cohort_flags(p)
     return p.parse_args(argv)
 
 

@@ -46,7 +46,7 @@ def test_job_fields_cannot_be_set(tiny_store, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_smoke_run_trains_registers_and_scores(tiny_store, tmp_path):
+def test_smoke_run_trains_registers_scores_and_predicts(tiny_store, phantom_dir, tmp_path):
     """mmhvae_impute with the default --synthesiser (a tiny mmhvae registered as champion), in-process training."""
     from raysys.registry import load
     from raysys.registry.champion import publish
@@ -82,3 +82,32 @@ def test_smoke_run_trains_registers_and_scores(tiny_store, tmp_path):
               if "mlflow.parentRunId" not in r.data.tags]
     assert len(parent) == 1 and parent[0].info.status == "FINISHED"
     assert {a.path for a in client.list_artifacts(parent[0].info.run_id)} >= {"dice.csv", "table.md"}
+
+    # --predict: the registered champion on NIfTI files (one subject without T2, one corrupt file),
+    # through the Ray Data pipeline, in a subprocess as a user runs it
+    cohort = tmp_path / "nifti"
+    for subject in ("sub-000", "sub-001", "sub-002"):
+        (cohort / subject).mkdir(parents=True)
+        for path in sorted((phantom_dir / subject).glob(f"{subject}_*.nii.gz")):
+            if path.name.endswith(("_seg.nii.gz", "_tissue.nii.gz")) or (subject == "sub-001" and "_t2." in path.name):
+                continue
+            (cohort / subject / path.name).write_bytes(path.read_bytes())
+    broken = next((cohort / "sub-002").glob("*.nii.gz"))
+    broken.write_bytes(broken.read_bytes()[:2000])
+    cmd = [sys.executable, str(ROOT / "jobs" / "segment.py"), "--predict", str(cohort), "--model", "models:/segmenter@champion",
+           "--tracking-uri", db, "--out", str(tmp_path / "seg"), "--actors", "1"]
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr[-4000:]          # one subject failed, the others are written
+    assert str(broken) in done.stderr
+    import nibabel as nib
+    import numpy as np
+
+    for subject in ("sub-000", "sub-001"):
+        written = nib.load(tmp_path / "seg" / subject / f"{subject}_seg.nii.gz")
+        reference = nib.load(next((cohort / subject).glob("*_t1.nii.gz")))
+        assert written.shape == reference.shape and np.allclose(written.affine, reference.affine)
+        assert set(np.unique(np.asarray(written.dataobj))) <= {0, 1, 2, 4}
+    assert not (tmp_path / "seg" / "sub-002").exists()
+    with open(tmp_path / "seg" / "manifest.csv") as handle:
+        manifest = list(csv.DictReader(handle))
+    assert [(r["subject"], r["modality"]) for r in manifest if r["synthesised"] == "true"] == [("sub-000", "seg"), ("sub-001", "seg")]
