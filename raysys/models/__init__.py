@@ -17,6 +17,7 @@ DEFAULT_MODALITIES = ("t1", "t1gd", "t2", "flair")
 FAMILIES: dict[str, str] = {
     "disentangle": "raysys.models.disentangle:DisentangleFamily",
     "mmhvae": "raysys.models.mmhvae:MMHVAEFamily",
+    "mmgan": "raysys.models.mmgan:MMGANFamily",
 }
 
 
