@@ -1,7 +1,8 @@
 """What is scored: cells = (input subset, target) pairs of a model family over the store's modalities.
 
-* mmhvae: every non-empty subset of the modalities as inputs x every target (a target inside
-  its inputs is harmonisation / self-reconstruction);
+* families that synthesise from subsets (mmhvae, mmgan; ``SubsetSynthesis``): every non-empty
+  subset of the modalities as inputs x every target (a target inside its inputs is harmonisation /
+  self-reconstruction, left out for a model that returns its inputs unchanged: mmgan);
 * disentangle: every (source, target) pair, inputs = the single source (source == target is
   self-reconstruction; otherwise cross-synthesis, the target image supplying only z).
 
@@ -15,7 +16,7 @@ import dataclasses
 import itertools
 from typing import Iterable, Mapping, Sequence
 
-FAMILIES = ("mmhvae", "disentangle")
+from raysys.registry.inference import INFERENCE, synthesises_from_subsets
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -38,12 +39,14 @@ def inputs_label(inputs: Iterable[str]) -> str:
 def family_cells(family: str, modalities: Sequence[str]) -> list[Cell]:
     """Every cell of ``family`` over ``modalities``, in table order (subsets by size, then store order)."""
     modalities = list(modalities)
-    if family == "mmhvae":
+    if synthesises_from_subsets(family):
         subsets = [c for r in range(1, len(modalities) + 1) for c in itertools.combinations(modalities, r)]
-        return [Cell(tuple(s), t) for s in subsets for t in modalities]
+        harmonises = INFERENCE[family].reconstructs_inputs
+        return [Cell(tuple(s), t) for s in subsets for t in modalities if harmonises or t not in s]
     if family == "disentangle":
         return [Cell((s,), t) for s in modalities for t in modalities]
-    raise ValueError(f"family={family!r}: expected one of {FAMILIES}")
+    known = ["disentangle", *(f for f in INFERENCE if synthesises_from_subsets(f))]
+    raise ValueError(f"family={family!r}: expected one of {known}")
 
 
 def subject_cells(cells: Sequence[Cell], available: Mapping[str, bool]) -> list[Cell]:

@@ -2,9 +2,10 @@
 
 ``ModelMethod.predict`` returns ``{target: [n, H, W]}`` for the slices ``rows`` of a subject:
 
-* mmhvae: one ``synthesise`` call per slice batch with ``available`` = the input subset
-  (missing modalities zeroed by the inference object); every target comes from that call.
-  ``temperature`` (default: the model config's) and ``seed`` make the draw repeatable.
+* families that synthesise from subsets (``SubsetSynthesis``: mmhvae, mmgan): one ``synthesise``
+  call per slice batch with ``available`` = the input subset (missing modalities zeroed by the
+  inference object); every target comes from that call. ``temperature`` (default: the model
+  config's) and ``seed`` make mmhvae's draw repeatable; mmgan is deterministic and ignores them.
 * disentangle: ``cross_synthesis(source, target)`` with ``available`` = {source, target} (the
   target image supplies only the modality code z); source == target is self-reconstruction.
 """
@@ -16,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from raysys.evaluate.slices import SubjectSlices
-from raysys.registry.inference import Inference
+from raysys.registry.inference import Inference, SubsetSynthesis
 
 
 class ModelMethod:
@@ -47,7 +48,7 @@ class ModelMethod:
     def predict(self, subject: SubjectSlices, rows: np.ndarray, inputs: Sequence[str], targets: Sequence[str]) -> dict[str, np.ndarray]:
         x = self.images(subject, rows)
         n, m = x.shape[0], len(self.modalities)
-        if self.family == "mmhvae":
+        if isinstance(self.inference, SubsetSynthesis):
             available = np.zeros((n, m), dtype=bool)
             available[:, [self.modalities.index(i) for i in inputs]] = True
             out = self.inference.synthesise(x, available, temperature=self.temperature, seed=self.seed)  # [n, M, H, W]

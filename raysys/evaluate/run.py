@@ -30,6 +30,7 @@ from raysys.evaluate.scoring import score_slices
 from raysys.evaluate.slices import SubjectSlices, evenly_spaced, read_subject
 from raysys.evaluate.summary import build_summary, format_summary
 from raysys.evaluate.tables import PER_SUBJECT_COLUMNS, TABLE_COLUMNS, markdown_table, table_rows, write_csv
+from raysys.registry.inference import synthesises_from_subsets
 
 SPLITS = ("test", "val")
 MODEL = "model"
@@ -144,7 +145,7 @@ def _figure_rows(subject: SubjectSlices, methods: Sequence[Any], family: str, mo
             others = [m for m in have if m != target]
             if not others:
                 continue
-            inputs = tuple(others) if family == "mmhvae" else (copy.source(others, target) or others[0],)
+            inputs = tuple(others) if synthesises_from_subsets(family) else (copy.source(others, target) or others[0],)
             panels = [(f"in {m}", subject.centre(modalities.index(m))[r]) for m in inputs]
             panels += [("", None)] * (width - len(panels))
             for method in methods:

@@ -2,7 +2,7 @@
 
 Per target and method (means over subjects of the per-subject means):
 
-* ``synthesis``: mmhvae: each subject's cell "all of the subject's other available modalities
+* ``synthesis``: families that synthesise from subsets (mmhvae, mmgan): each subject's cell "all of the subject's other available modalities
   -> target" (for a subject with every modality: all other modalities); disentangle:
   cross-synthesis averaged over the subject's available sources (one value per subject first).
 * ``self``: self-reconstruction (inputs = the target alone).
@@ -19,6 +19,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from raysys.evaluate.baselines import BASELINES
+from raysys.registry.inference import synthesises_from_subsets
 
 KINDS = ("synthesis", "self")
 
@@ -27,7 +28,7 @@ def _kind_rows(rows: Sequence[Mapping[str, Any]], family: str, modalities: Seque
                kind: str, target: str) -> list[Mapping[str, Any]]:
     if kind == "self":
         return [r for r in rows if r["target"] == target and r["inputs"] == target]
-    if family == "mmhvae":
+    if synthesises_from_subsets(family):
         wanted = {s: "+".join(m for m in modalities if m in have and m != target) for s, have in available.items()}
         return [r for r in rows if r["target"] == target and r["inputs"] == wanted.get(r["subject"]) and r["inputs"]]
     return [r for r in rows if r["target"] == target and r["inputs"] != target]

@@ -18,6 +18,7 @@ FAMILIES: dict[str, str] = {
     "disentangle": "raysys.models.disentangle:DisentangleFamily",
     "mmhvae": "raysys.models.mmhvae:MMHVAEFamily",
     "segmenter": "raysys.models.segmenter:SegmenterFamily",
+    "mmgan": "raysys.models.mmgan:MMGANFamily",
 }
 
 

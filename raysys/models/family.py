@@ -29,7 +29,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import dataclasses
-from typing import Any, Callable, ClassVar, ContextManager, Literal, Mapping, Sequence
+from typing import Any, Callable, ClassVar, ContextManager, Iterator, Literal, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -40,6 +40,20 @@ def unwrap(module: nn.Module) -> nn.Module:
     while hasattr(module, "module") and isinstance(getattr(module, "module"), nn.Module):
         module = module.module
     return module
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """Parameters of ``module`` do not require grad inside (a generator loss scoring fakes with
+    a discriminator: the gradient reaches the fakes, not the discriminator's weights)."""
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
 
 
 def first_available(available: torch.Tensor) -> torch.Tensor:

@@ -1,9 +1,9 @@
-"""Synthesis of a subject's missing modalities (mmhvae) and anatomy maps (disentangle).
+"""Synthesis of a subject's missing modalities (mmhvae, mmgan) and anatomy maps (disentangle).
 
 ``--output`` (``output=``):
 
-* ``synthesis`` (mmhvae's default): every modality the model knows and the subject lacks,
-  ``MMHVAEInference.synthesise`` from all the subject's modalities, in the store's normalised
+* ``synthesis`` (mmhvae's and mmgan's default): every modality the model knows and the subject
+  lacks, ``synthesise`` (``SubsetSynthesis``) from all the subject's modalities, in the store's normalised
   units. ``temperature`` defaults to the model config's (0.5, the paper's, in every preset), as
   in ``raysys.evaluate``; a chunk of slices starting at slice i draws with seed ``seed + i``,
   so a run is repeatable and independent of the number of actors.
@@ -25,15 +25,15 @@ from raysys.predict.predictor import Output, Predictor
 from raysys.predict.preprocess import PredictError, Prepared, with_context
 
 OUTPUTS = ("synthesis", "anatomy", "fused")
-DEFAULT_OUTPUT = {"mmhvae": "synthesis", "disentangle": "fused"}
-FAMILY_OUTPUTS = {"mmhvae": ("synthesis",), "disentangle": ("anatomy", "fused")}
+DEFAULT_OUTPUT = {"mmhvae": "synthesis", "mmgan": "synthesis", "disentangle": "fused"}
+FAMILY_OUTPUTS = {"mmhvae": ("synthesis",), "mmgan": ("synthesis",), "disentangle": ("anatomy", "fused")}
 
 
 def output_for(meta: Mapping[str, Any], output: str | None) -> str:
     """The output to make for a model of ``meta``'s family (its default when ``output`` is None)."""
     family = meta["family"]
     if family not in FAMILY_OUTPUTS:
-        raise PredictError(f"model family {family!r} does not synthesise; expected mmhvae or disentangle")
+        raise PredictError(f"model family {family!r} does not synthesise; expected one of {', '.join(FAMILY_OUTPUTS)}")
     output = output or DEFAULT_OUTPUT[family]
     if output not in FAMILY_OUTPUTS[family]:
         why = (" (disentangle's decoder needs the missing modality's code z, which only an image of it gives)"

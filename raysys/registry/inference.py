@@ -9,7 +9,7 @@ image size works; a model whose modules are size-agnostic is run at the given si
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -110,7 +110,20 @@ class DisentangleInference(Inference):
         return self._to_size(self.module.cross_synthesis(x, avail, source, target), size)
 
 
-class MMHVAEInference(Inference):
+class SubsetSynthesis(Inference):
+    """A model that synthesises every modality from any subset of available inputs:
+    ``synthesise(images, available, temperature, seed) -> [B, M, H, W]`` (``raysys.evaluate`` scores
+    it on every input subset x target). ``reconstructs_inputs``: whether its outputs for the
+    available modalities are reconstructions (scored as harmonisation) or the inputs themselves."""
+
+    reconstructs_inputs: ClassVar[bool] = True
+
+    def synthesise(self, images: ArrayLike, available: ArrayLike | None = None, temperature: float = 0.5,
+                   seed: int | None = 0) -> np.ndarray:
+        raise NotImplementedError
+
+
+class MMHVAEInference(SubsetSynthesis):
     """Synthesis of every modality from any available subset (Dorent et al.)."""
 
     family = "mmhvae"
@@ -167,7 +180,28 @@ class SegmenterInference(Inference):
         return classes_to_labels(probabilities.argmax(dim=1)).cpu().numpy()
 
 
-INFERENCE: dict[str, type[Inference]] = {"disentangle": DisentangleInference, "mmhvae": MMHVAEInference,
+class MMGANInference(SubsetSynthesis):
+    """Synthesis of the missing modalities from the available ones (Sharma & Hamarneh); the
+    available ones are returned as given (implicit conditioning)."""
+
+    family = "mmgan"
+    reconstructs_inputs = False
+
+    @torch.no_grad()
+    def synthesise(self, images: ArrayLike, available: ArrayLike | None = None, temperature: float = 0.5,
+                   seed: int | None = 0) -> np.ndarray:
+        """All M modalities [B, M, H, W]: the inputs where ``available``, syntheses elsewhere.
+        Deterministic: ``temperature`` and ``seed`` are accepted (the ``MMHVAEInference`` call) and ignored."""
+        x, avail, size = self._inputs(images, available)
+        return self._to_size(self.module.synthesise(x[:, :, x.shape[2] // 2], avail), size)
+
+
+def synthesises_from_subsets(family: str) -> bool:
+    """Whether the family's inference object is a ``SubsetSynthesis`` (mmhvae, mmgan)."""
+    return issubclass(INFERENCE.get(family, Inference), SubsetSynthesis)
+
+
+INFERENCE: dict[str, type[Inference]] = {"disentangle": DisentangleInference, "mmhvae": MMHVAEInference, "mmgan": MMGANInference,
                                          "segmenter": SegmenterInference}
 
 
@@ -178,4 +212,6 @@ def wrap(module: nn.Module, meta: dict[str, Any], device: str | torch.device = "
     return INFERENCE[family](module, meta, device)
 
 
-__all__: Sequence[str] = ["DisentangleInference", "Inference", "MMHVAEInference", "SegmenterInference", "wrap"]
+__all__: Sequence[str] = [
+    "DisentangleInference", "Inference", "MMGANInference", "MMHVAEInference", "SegmenterInference", "SubsetSynthesis", "synthesises_from_subsets", "wrap",
+]

@@ -29,7 +29,7 @@ def test_first_available_keeps_each_samples_first_input_only():
     assert torch.equal(first_available(available), expected)
 
 
-@pytest.mark.parametrize("name", ["disentangle", "mmhvae"])
+@pytest.mark.parametrize("name", ["disentangle", "mmhvae", "mmgan"])
 def test_config_for_store_sets_the_metric_range(name):
     family_cls = type(build_family(name, "tiny", MODALITIES))
     config = family_cls.config_for_store(make_config(name, "tiny"), [-5, 5])
@@ -42,6 +42,7 @@ def test_config_for_store_sets_the_metric_range(name):
     [
         ("disentangle", {"context": 5, "regulariser": "adv", "encoder": "conv"}, 5, {"regulariser": "adv", "encoder": "conv"}),
         ("mmhvae", {"levels": 3, "fusion": "average", "lambda_gan": 0.0}, 1, {"levels": "3", "fusion": "average", "lambda_gan": "0.0"}),
+        ("mmgan", {"curriculum": False}, 1, {"implicit_conditioning": "True", "curriculum": "False", "lambda_l1": "0.9"}),
     ],
 )
 def test_context_slices_and_run_tags_come_from_the_config(name, overrides, context, tags):
@@ -52,7 +53,10 @@ def test_context_slices_and_run_tags_come_from_the_config(name, overrides, conte
     assert set(family.run_tags()) <= fields  # tagged as model.<field>: every tag names a real field
 
 
-@pytest.mark.parametrize(("name", "names"), [("disentangle", {"self", "from 1st"}), ("mmhvae", {"from all", "from 1st"})])
+@pytest.mark.parametrize(
+    ("name", "names"),
+    [("disentangle", {"self", "from 1st"}), ("mmhvae", {"from all", "from 1st"}), ("mmgan", {"from all", "from 1st"})],
+)
 def test_synthesis_gives_every_modality_of_every_sample(name, names):
     family = build_family(name, "tiny", MODALITIES)
     family.train(False)

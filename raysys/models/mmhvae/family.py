@@ -2,52 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, ClassVar, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from raysys.models.family import ModelFamily, StepContext, first_available, unwrap
+from raysys.models.family import ModelFamily, StepContext, first_available, frozen, unwrap
 from raysys.models.metrics import masked_psnr, masked_ssim
 from raysys.models.mmhvae.config import MMHVAEConfig
 from raysys.models.mmhvae.discriminator import PatchDiscriminators
 from raysys.models.mmhvae.losses import lsgan_discriminator_loss, lsgan_generator_loss, reconstruction_error
 from raysys.models.mmhvae.memory import RealImageMemory
 from raysys.models.mmhvae.model import MMHVAE
-from raysys.models.mmhvae.subsets import all_subsets, sample_subsets, subset_name
-
-AGGREGATE_METRICS = (
-    "psnr_mean", "ssim_mean", "psnr_harmonisation", "psnr_synthesis", "ssim_harmonisation", "ssim_synthesis",
-)
-
-
-def metric_name(metric: str, subset: Sequence[bool], target: str, modalities: Sequence[str]) -> str:
-    """``psnr/t1-t2_to_flair``: metric of target ``flair`` from inputs t1 and t2 (MLflow-safe)."""
-    return f"{metric}/{subset_name(subset, modalities).replace('+', '-')}_to_{target}"
-
-
-def subset_metric_names(modalities: Sequence[str]) -> list[str]:
-    """PSNR and SSIM names for every non-empty input subset (Table I order) and target."""
-    return [
-        metric_name(metric, subset, target, modalities)
-        for subset in all_subsets(len(modalities)).tolist()
-        for metric in ("psnr", "ssim")
-        for target in modalities
-    ]
-
-
-@contextlib.contextmanager
-def frozen(module: nn.Module) -> Iterator[None]:
-    """Parameters of ``module`` do not require grad inside (scoring fakes for the generator)."""
-    flags = [(p, p.requires_grad) for p in module.parameters()]
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
+from raysys.models.mmhvae.subsets import sample_subsets
+from raysys.models.subset_metrics import AGGREGATE_METRICS, all_subsets, subset_metric_names, subset_scores
 
 
 class MMHVAEFamily(ModelFamily):
@@ -219,32 +187,7 @@ class MMHVAEFamily(ModelFamily):
             masks = mask.repeat(m, 1, 1)
             psnr.append(masked_psnr(pred, target, masks, cfg.data_range).view(m, b))
             ssim.append(masked_ssim(pred, target, masks, cfg.data_range).view(m, b))
-        psnr_all, ssim_all = torch.stack(psnr), torch.stack(ssim)  # [S, M, B]
-        inputs_present = ~(subsets[:, None, :] & ~available[None]).any(dim=2)  # [S, B]
-        defined = inputs_present[:, None, :] & available.transpose(0, 1)[None]  # [S, M, B]
-        nan = torch.tensor(float("nan"), device=device)
-        psnr_all = torch.where(defined, psnr_all, nan)
-        ssim_all = torch.where(defined, ssim_all, nan)
-        harmonisation = subsets[:, :, None].expand_as(defined)  # target among the inputs
-
-        def mean_over(values: torch.Tensor, select: torch.Tensor | None = None) -> torch.Tensor:
-            if select is not None:
-                values = torch.where(select, values, nan)
-            return values.flatten(0, 1).nanmean(dim=0)
-
-        metrics = {
-            "psnr_mean": mean_over(psnr_all),
-            "ssim_mean": mean_over(ssim_all),
-            "psnr_harmonisation": mean_over(psnr_all, harmonisation),
-            "psnr_synthesis": mean_over(psnr_all, ~harmonisation),
-            "ssim_harmonisation": mean_over(ssim_all, harmonisation),
-            "ssim_synthesis": mean_over(ssim_all, ~harmonisation),
-        }
-        for s, subset in enumerate(subsets.tolist()):
-            for metric, values in (("psnr", psnr_all), ("ssim", ssim_all)):
-                for j, target in enumerate(self.modalities):
-                    metrics[metric_name(metric, subset, target, self.modalities)] = values[s, j]
-        return metrics
+        return subset_scores(torch.stack(psnr), torch.stack(ssim), subsets, available, self.modalities)  # [S, M, B] each
 
     # --- export -------------------------------------------------------------------------
     def inference_module(self) -> nn.Module:

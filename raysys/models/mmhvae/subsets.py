@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch
 
-
-def all_subsets(n_modalities: int, device: torch.device | str | None = None) -> torch.Tensor:
-    """The 2^M - 1 non-empty subsets as bool [S, M], ordered by size then lexicographically
-    (singletons first, the full set last), the paper's Table I order."""
-    rows = [[bool(code >> j & 1) for j in range(n_modalities)] for code in range(1, 2**n_modalities)]
-    rows.sort(key=lambda r: (sum(r), [not v for v in r]))
-    return torch.tensor(rows, dtype=torch.bool, device=device)
-
-
-def subset_name(subset: Sequence[bool], modalities: Sequence[str]) -> str:
-    """``t1+t2`` for the subset's modality names joined by '+' (modality order)."""
-    return "+".join(name for name, used in zip(modalities, subset) if used)
+from raysys.models.subset_metrics import all_subsets, subset_name  # noqa: F401  (shared with mmgan; re-exported)
 
 
 def subset_probabilities(
