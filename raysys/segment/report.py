@@ -32,12 +32,20 @@ def summary_rows(label: str, scores: Sequence[SubjectScore], modalities: Sequenc
 
 
 def write_dice_csv(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """One row per mode x condition x region; a mean or std that is undefined (``n`` = 0, or the
+    std of one subject) is an empty field, never ``nan``."""
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: (f"{row[k]:.4f}" if isinstance(row[k], float) else row[k]) for k in COLUMNS})
+            writer.writerow({k: _csv_value(row[k]) for k in COLUMNS})
     return Path(path)
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, float):
+        return f"{value:.4f}" if math.isfinite(value) else ""
+    return value
 
 
 def _cell(row: dict[str, Any] | None) -> str:

@@ -26,7 +26,7 @@ def test_rows_average_defined_subjects_and_count_them(tmp_path):
     rows = summary_rows("standard_zero", scores, MODALITIES)
     assert len(rows) == len(conditions(MODALITIES)) * 6
     by = {(r["condition"], r["region"]): r for r in rows}
-    assert by[("all", "NCR")]["n"] == 2 and by[("all", "NCR")]["dice_mean"] == 0.6
+    assert by[("all", "NCR")]["n"] == 2 and math.isclose(by[("all", "NCR")]["dice_mean"], 0.6)
     assert math.isclose(by[("all", "NCR")]["dice_std"], np.std([0.8, 0.4], ddof=1))
     assert by[("all", "mean")]["n"] == 2 and math.isclose(by[("all", "mean")]["dice_mean"], (0.7 + 0.4) / 2)
     assert by[("all", "ET")]["n"] == 0 and math.isnan(by[("all", "ET")]["dice_mean"])
@@ -36,7 +36,9 @@ def test_rows_average_defined_subjects_and_count_them(tmp_path):
     with open(path) as handle:
         reader = csv.reader(handle)
         assert tuple(next(reader)) == COLUMNS == ("input_mode", "condition", "region", "dice_mean", "dice_std", "n")
-        assert len(list(reader)) == len(rows)
+        written = list(reader)
+        assert len(written) == len(rows) and not any("nan" in field.lower() for row in written for field in row)
+        assert ["standard_zero", "all", "ET", "", "", "0"] in written   # undefined: empty, with its count
     table = markdown_table(rows + summary_rows("fused_anatomy", scores[:1], MODALITIES), MODALITIES, store="s", fold=0,
                            scored=3, complete=2, machine="box")
     lines = table.splitlines()
