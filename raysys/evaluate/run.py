@@ -79,19 +79,14 @@ def _open(data: str, split: str, fold: int) -> tuple[Store, np.ndarray]:
 
 def _load_models(uris: Sequence[str], store: Store, split_names: list[str], split: str, tracking_uri: str | None,
                  temperature: float | None, seed: int, log: Callable[[str], None]) -> list[ModelMethod]:
-    from raysys.registry import RegistryError, load
+    from raysys.registry import RegistryError, load_model_flag
 
     methods = []
     for i, uri in enumerate(uris):
-        if not os.path.isdir(uri):
-            if not uri.startswith(("models:/", "runs:/")):
-                raise EvaluationError(f"model {uri!r} is neither a model directory nor a models:/ or runs:/ URI")
-            if not tracking_uri:
-                raise EvaluationError(f"model {uri}: a registry URI needs --tracking-uri (or MLFLOW_TRACKING_URI)")
         try:
-            inference = load(uri, tracking_uri=tracking_uri)
-        except (RegistryError, OSError) as err:
-            raise EvaluationError(f"cannot load model {uri}: {err}") from err
+            inference = load_model_flag(uri, tracking_uri)
+        except RegistryError as err:
+            raise EvaluationError(str(err)) from err
         warning = check_overlap(uri, inference.meta, store, split_names, split)
         if warning:
             log(f"warning: {warning}")

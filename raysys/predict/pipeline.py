@@ -122,17 +122,12 @@ def connect_ray(address: str | None = None, num_cpus: int | None = None) -> None
 
 def load_model(model_uri: str, tracking_uri: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(meta, state_dict) of a model directory or ``models:/`` / ``runs:/`` URI, on the CPU."""
-    from raysys.registry import RegistryError, load
+    from raysys.registry import RegistryError, load_model_flag
 
-    if not os.path.isdir(model_uri):
-        if not model_uri.startswith(("models:/", "runs:/")):
-            raise PredictError(f"--model {model_uri!r} is neither a model directory nor a models:/ or runs:/ URI")
-        if not tracking_uri:
-            raise PredictError(f"--model {model_uri}: a registry URI needs --tracking-uri (or MLFLOW_TRACKING_URI)")
     try:
-        inference = load(model_uri, tracking_uri=tracking_uri)
-    except (RegistryError, OSError) as error:
-        raise PredictError(f"cannot load model {model_uri}: {error}") from error
+        inference = load_model_flag(model_uri, tracking_uri)
+    except RegistryError as error:
+        raise PredictError(str(error)) from error
     return inference.meta, inference.module.state_dict()
 
 

@@ -73,6 +73,22 @@ def fetch_model_dir(uri: str, dst: str | Path, *, tracking_uri: str | None = Non
     return find_model_dir(Path(local))
 
 
+def load_model_flag(uri: str, tracking_uri: str | None, device: str | torch.device = "cpu") -> Inference:
+    """``load`` for a job's model flag: a model directory, or a ``models:/`` / ``runs:/`` URI with a
+    tracking URI. Every failure is a ``RegistryError`` with one line naming ``uri``."""
+    if not os.path.isdir(uri):
+        if not uri.startswith(("models:/", "runs:/")):
+            raise RegistryError(f"model {uri!r} is neither a model directory nor a models:/ or runs:/ URI")
+        if not tracking_uri:
+            raise RegistryError(f"model {uri}: a registry URI needs --tracking-uri (or MLFLOW_TRACKING_URI)")
+    try:
+        return load(uri, tracking_uri=tracking_uri, device=device)
+    except RegistryError:
+        raise
+    except OSError as err:
+        raise RegistryError(f"cannot load model {uri}: {err}") from err
+
+
 def registered_version(client, uri: str) -> tuple[str, str]:
     """(name, version) of ``models:/name@alias`` or ``models:/name/N`` in ``client``'s registry."""
     ref = uri[len("models:/"):].strip("/")
@@ -96,4 +112,4 @@ def _version_download_uri(uri: str, tracking_uri: str | None) -> str:
     return client.get_model_version_download_uri(*registered_version(client, uri))
 
 
-__all__ = ["DisentangleInference", "MMHVAEInference", "RegistryError", "SegmenterInference", "fetch_model_dir", "load", "model_uri", "registered_version", "save_from_checkpoint", "save_model_dir"]
+__all__ = ["DisentangleInference", "MMHVAEInference", "RegistryError", "SegmenterInference", "fetch_model_dir", "load", "load_model_flag", "model_uri", "registered_version", "save_from_checkpoint", "save_model_dir"]
