@@ -9,7 +9,6 @@ such; once the switches are merged the same test trains them (the counts below f
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -32,18 +31,18 @@ PARAMS_OF = {"ouyang-table1": ("model.encoder", "model.regulariser"),
 
 @pytest.fixture(scope="module")
 def smoke_runs(tiny_store, tmp_path_factory):
-    """The three smoke runs, one Ray session; {experiment: (out dir, seconds)} and the tracking URI."""
+    """The three smoke runs, one Ray session; {experiment: (out dir, None)} and the tracking URI (no
+    timed assertion here: pytest --durations reports the fixture's time in CI)."""
     root = tmp_path_factory.mktemp("reproduce")
     tracking = f"sqlite:///{root / 'mlflow.db'}"
     ray.init(address="local", num_cpus=2, resources={"trial_driver": 2}, include_dashboard=False, log_to_driver=False)
     done = {}
     try:
         for name in EXPERIMENTS:
-            started = time.monotonic()
             code = main([name, "--budget", "smoke", "--seeds", "1", "--data", tiny_store, "--tracking-uri", tracking,
                          "--out", str(root / name)])
             assert code == 0
-            done[name] = (root / name, time.monotonic() - started)
+            done[name] = (root / name, None)
     finally:
         ray.shutdown()
     return done, tracking
@@ -112,17 +111,6 @@ def test_smoke_mlflow_parent_children_and_params(smoke_runs, tiny_store):
             assert child.data.params["train.epochs"] == "1" and "test/ssim_synthesis_mean" in child.data.metrics
             assert {a.path for a in client.list_artifacts(child.info.run_id, "evaluation")} >= {
                 "evaluation/per_subject.csv", "evaluation/summary.json"}
-
-
-def test_smoke_fits_the_ci_budget(smoke_runs):
-    """<= 3 minutes for the three runs on this 2-core box. When other work shares the box (1-min
-    load average above 3 cores), wall time stretches with the load: then twice the budget."""
-    done, _ = smoke_runs
-    seconds = sum(s for _, s in done.values())
-    load = os.getloadavg()[0]
-    print("reproduce smoke wall seconds:", {k: round(s, 1) for k, (_, s) in done.items()}, "load", load)
-    budget = 180 if load <= 3 else 360
-    assert seconds < budget, f"the three smoke runs took {seconds:.0f} s (budget {budget} s at load {load:.1f})"
 
 
 def test_bad_flags_exit_2_before_ray(tmp_path, capsys):
