@@ -8,7 +8,6 @@ such; once the switches are merged the same test trains them (the counts below f
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
