@@ -39,6 +39,12 @@ def latent_groups(levels: int, max_levels: int) -> tuple[int, ...]:
     return tuple(int(1 + i * step + 0.5) for i in range(levels))
 
 
+# The MHVAE baseline (Dorent et al. 2023, the paper's [29]) as overrides of this family: one
+# full-input PoE posterior, no subset mixture. Its two modalities are chosen by the run
+# (``train.modalities``), not by the model config.
+MHVAE_OVERRIDES: dict[str, str] = {"posterior": "full"}
+
+
 @dataclasses.dataclass(frozen=True)
 class MMHVAEConfig(PresetBudgets):
     """Every knob of the model, the objective and the optimisers (defaults = the paper preset).
@@ -83,6 +89,10 @@ class MMHVAEConfig(PresetBudgets):
     expert_logvar_offset: float = 0.0
     fusion: Literal["poe", "average", "concat_zeros"] = "poe"
     # --- objective ----------------------------------------------------------------------
+    # The training posterior: "mixture" (the paper, eq. 7-8: T subsets r' of the observed set r
+    # drawn from p_alpha per step) or "full" (one PoE of every observed input, r' = r, no subset
+    # sampling; the MHVAE baseline and the ablation "subset mixture vs a single full posterior").
+    posterior: Literal["mixture", "full"] = "mixture"
     subset_sampling: Literal["uniform", "paper"] = "paper"
     anchor_modality: int = 0  # index of the modality drawn alone with p = 1/3 ("paper" scheme)
     subsets_per_step: int = 3  # T
@@ -165,6 +175,8 @@ class MMHVAEConfig(PresetBudgets):
             )
         if self.fusion not in ("poe", "average", "concat_zeros"):
             raise ValueError(f"fusion must be 'poe', 'average' or 'concat_zeros', got {self.fusion!r}")
+        if self.posterior not in ("mixture", "full"):
+            raise ValueError(f"posterior must be 'mixture' or 'full', got {self.posterior!r}")
         if self.subset_sampling not in ("uniform", "paper"):
             raise ValueError(f"subset_sampling must be 'uniform' or 'paper', got {self.subset_sampling!r}")
         if self.head_kernel < 1 or self.head_kernel % 2 == 0:
