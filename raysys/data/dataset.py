@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 from zarr.core.sync import sync
 
 from . import fastread, layout
+from .selection import modality_columns, split_subjects
 from .preloaded import preloaded
 from .store import Store, open_store
 
@@ -33,6 +34,8 @@ DEFAULT_PRELOAD_BYTES = 256 * 2**20
 class SliceDataset(Dataset):
     """Slices of the subjects of one split (``train``/``val``/``test``/``all``) of one fold.
 
+    ``modalities``: the store modalities the items hold (default all; a subject with none of them
+    is left out). ``complete``: only the subjects that have every one of them.
     ``hide_prob``: each available modality is hidden (zeroed, ``available`` False) with this
     probability, keeping at least one; random but deterministic given (seed, epoch, index).
     ``preload``: True reads the needed arrays into memory once per process (or once in the
@@ -46,16 +49,14 @@ class SliceDataset(Dataset):
     def __init__(self, store_or_url: Store | str, split: str = "train", fold: int = 0,
                  modalities: list[str] | tuple[str, ...] | None = None, context: int = 3,
                  hide_prob: float = 0.0, seed: int = 0, preload: bool | None = None,
-                 fast: bool = True):
+                 fast: bool = True, complete: bool = False):
         store = store_or_url if isinstance(store_or_url, Store) else open_store(store_or_url)
         if context < 1 or context % 2 == 0:
             raise ValueError(f"context={context}: must be an odd number >= 1")
         if not 0.0 <= hide_prob < 1.0:
             raise ValueError(f"hide_prob={hide_prob}: must be in [0, 1)")
         chosen = list(store.modalities if modalities is None else modalities)
-        unknown = [m for m in chosen if m not in store.modalities]
-        if unknown or not chosen:
-            raise ValueError(f"modalities={chosen}: {unknown or 'empty'} not in store modalities {store.modalities}")
+        columns = modality_columns(store, chosen)
         self.url = store.url
         self.modalities = chosen
         self.context = context
@@ -66,10 +67,10 @@ class SliceDataset(Dataset):
         self.value_range = store.value_range
         self.store_id = store.store_id
         self.size: tuple[int, int] = tuple(store.size)
-        subjects = store.split_subjects(split, fold)
+        subjects = split_subjects(store, split, fold, chosen, complete)
         if subjects.size == 0:
-            raise ValueError(f"split={split!r} of fold={fold} has no subjects in {store.url}")
-        columns = [store.modalities.index(m) for m in chosen]
+            which = f"with {'all' if complete else 'any'} of the modalities {chosen} " if chosen != store.modalities or complete else ""
+            raise ValueError(f"split={split!r} of fold={fold} has no subjects {which}in {store.url}")
         self.availability = store.availability[:, columns]                      # [N, M]
         self.subject_start = store.subject_start
         in_split = np.isin(store.slice_subject, subjects)
