@@ -152,6 +152,21 @@ def check_model_fits_store(family: str, preset: str, model_overrides: Mapping[st
         ) from None
 
 
+def check_raw_inputs(family: str, train: TrainConfig, store: Any, flag: str = "--set") -> None:
+    """``train.inputs=raw`` needs a store with raw images and a family that encodes them."""
+    if train.inputs != "raw":
+        return
+    if not store.has_raw:
+        raise ConfigError(f"{flag} train.inputs=raw: --data {store.url} has no raw images; convert the cohort again "
+                          f"with {CONVERT} --keep-raw, or use train.inputs=normalised")
+    from raysys.models import get_family, make_config
+
+    try:
+        get_family(family).config_for_raw_inputs(make_config(family, train.preset), store.raw_range)
+    except ValueError as err:
+        raise ConfigError(f"{flag} train.inputs=raw: {err}") from None
+
+
 def check_batch_fits(store: Any, fold: int, batch_size: int, flag: str = "--batch-size",
                      modalities: Sequence[str] | None = None, complete: bool = False) -> None:
     """Batches hold slices of DISTINCT training subjects (every worker samples the whole train split):
@@ -232,6 +247,7 @@ def preflight_train(family: str, train: TrainConfig, model_overrides: Mapping[st
     ``--set`` keys and values included, are checked while the configs are read: ``checked_overrides``)."""
     store = checked_store(train.data)
     modalities = checked_modalities(train, store)
+    check_raw_inputs(family, train, store)
     check_model_fits_store(family, train.preset, model_overrides, store, "--set", modalities)
     check_batch_fits(store, train.fold, train.batch_size, modalities=modalities, complete=train.training_subjects == "complete")
 
@@ -250,8 +266,10 @@ def preflight_study(family: str, args: Any, *, data: str, budget: Mapping[str, i
     space_names = _space_names(family, args.preset, budget["epochs"], parse_overrides(args.fix))
     train_fixed, model_fixed = checked_overrides("--fix", args.fix, family, space_names)
     store = checked_store(data)
-    chosen = train_config_from_flat({k: v for k, v in train_fixed.items() if k in ("modalities", "training_subjects")})
+    chosen = train_config_from_flat({k: v for k, v in train_fixed.items() if k in ("modalities", "training_subjects", "inputs")},
+                                    TrainConfig(preset=args.preset))
     modalities = checked_modalities(chosen, store, "--fix")
+    check_raw_inputs(family, chosen, store, "--fix")
     complete = chosen.training_subjects == "complete"
     config_fields = _field_types(_config_cls(family))
     check_model_fits_store(family, args.preset, {k: v for k, v in model_fixed.items() if k in config_fields}, store, "--fix",

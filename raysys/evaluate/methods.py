@@ -10,7 +10,10 @@
   target image supplies only the modality code z); source == target is self-reconstruction.
 
 A model may be built on some of the store's modalities (``train.modalities``): it is given its
-own modalities' images, in its own order, and predicts only those.
+own modalities' images, in its own order, and predicts only those. A model trained on raw inputs
+(``train.inputs=raw``) is given the raw images; its predictions are scored against the
+normalised ones like every method's: a target among the inputs is then harmonisation as the
+MMHVAE paper defines it (raw input -> normalised target).
 """
 
 from __future__ import annotations
@@ -41,10 +44,13 @@ class ModelMethod:
         self.temperature = float(temperature if temperature is not None else getattr(config, "temperature", 0.5))
         self.seed = int(seed)
         self.context = inference.context or 1
+        self.raw_inputs = bool(getattr(inference, "raw_inputs", False))
 
     def images(self, subject: SubjectSlices, rows: np.ndarray) -> np.ndarray:
         """[n, M, K, H, W]: the model's M modalities with its K (the centre of the stored context when K differs)."""
-        x = subject.images[rows][:, self.columns]
+        if self.raw_inputs and subject.raw is None:
+            raise ValueError(f"model {self.uri} encodes raw images; read the subject with raw=True")
+        x = (subject.raw if self.raw_inputs else subject.images)[rows][:, self.columns]
         k, c = x.shape[2], self.context
         if k != c:
             if c > k:

@@ -196,12 +196,16 @@ def evaluate(model_uri: str, data: str, split: str = "test", fold: int = 0, out:
     methods: list[Any] = [*models, ZerosBaseline(), mean, copy]
     cells = family_cells(family, modalities)
     context = max(m.context for m in models)
+    raw = any(m.raw_inputs for m in models)
+    if raw and not store.has_raw:
+        uri = next(m.uri for m in models if m.raw_inputs)
+        raise EvaluationError(f"model {uri} was trained on raw inputs; store {store.url} has no raw images (--keep-raw)")
 
     per_subject: list[dict[str, Any]] = []
     reps: dict[str, list[dict[str, np.ndarray]]] = {m.name: [] for m in models if family == "disentangle"}
     figure_subject: SubjectSlices | None = None
     for index in split_subjects:
-        subject = read_subject(store, int(index), context, max_slices_per_subject)
+        subject = read_subject(store, int(index), context, max_slices_per_subject, raw=raw)
         if subject.n == 0:
             log(f"{subject.name}: no slices with brain, skipped")
             continue
@@ -230,6 +234,7 @@ def evaluate(model_uri: str, data: str, split: str = "test", fold: int = 0, out:
         per_subject, family, modalities,
         {store.subjects[i]: {m for m, a in store.available(int(i)).items() if a} for i in split_subjects},
         model=MODEL, model_uri=model_uri, methods={m.name: m.uri for m in models}, split=split, fold=fold, model_modalities=modalities,
+        inputs={m.name: "raw" if m.raw_inputs else "normalised" for m in models},
         store_id=store.store_id, data=store.url, n_subjects=len({r["subject"] for r in per_subject}),
         n_cells=len(evaluated), left_out=left_out, temperature=models[0].temperature if family == "mmhvae" else None,
         seed=seed, max_slices_per_subject=max_slices_per_subject,

@@ -140,6 +140,7 @@ def training_info(train_config: Mapping[str, Any], store_id: str | None = None) 
         # the subjects the run really used (train.modalities / train.training_subjects applied)
         info["train_subjects"] = [store.subjects[i] for i in split_subjects(store, "train", fold, modalities, complete)]
         info["val_subjects"] = [store.subjects[i] for i in split_subjects(store, "val", fold, modalities)]
+        info["inputs"] = run.inputs  # "raw": the model encodes the store's raw images (harmonisation)
         info["preprocessing"] = preprocessing_record(store.attrs)
     except Exception:  # the store is not reachable from here: keep what is known
         pass

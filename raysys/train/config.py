@@ -24,7 +24,9 @@ class TrainConfig:
     ``modalities``: the store modalities the model is built on and sees (empty = all of them;
     used in the store's order, see ``run_modalities``). ``training_subjects``: "all" training-split
     subjects with any of them, or only the "complete" ones that have every one (validation and
-    test splits are never filtered this way).
+    test splits are never filtered this way). ``inputs``: "normalised" (the store's images are
+    inputs and targets) or "raw" (the model encodes the store's raw images, ``--keep-raw``, and
+    reconstructs the normalised ones: harmonisation; families that support it, e.g. mmhvae).
     """
 
     family: str = "disentangle"
@@ -42,6 +44,7 @@ class TrainConfig:
     amp: Literal["auto", "bf16", "off"] = "auto"
     modalities: tuple[str, ...] = ()
     training_subjects: Literal["all", "complete"] = "all"
+    inputs: Literal["normalised", "raw"] = "normalised"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modalities", tuple(self.modalities))  # a list from JSON or a checkpoint
@@ -49,6 +52,8 @@ class TrainConfig:
             raise ConfigError(f"train.modalities names a modality twice: {list(self.modalities)}")
         if self.training_subjects not in ("all", "complete"):
             raise ConfigError(f"train.training_subjects must be 'all' or 'complete', got {self.training_subjects!r}")
+        if self.inputs not in ("normalised", "raw"):
+            raise ConfigError(f"train.inputs must be 'normalised' or 'raw', got {self.inputs!r}")
         if not self.family:
             raise ConfigError("train.family must name a model family")
         if self.epochs < 1:

@@ -105,12 +105,14 @@ def build_loaders(train: TrainConfig, context: int, rank: int, world: int, devic
                   modalities: list[str] | None = None):
     """Train loader (DistinctSubjectBatchSampler sharded by rank) and this rank's val loader;
     items carry ``context`` adjacent slices (the family's ``context_slices``) of ``modalities``
-    (the family's; default the store's). ``train.training_subjects == "complete"`` keeps only
-    the training subjects with every one of them; validation is never filtered."""
+    (the family's; default the store's), with ``raw_images`` when ``train.inputs == "raw"``.
+    ``train.training_subjects == "complete"`` keeps only the training subjects with every one
+    of them; validation is never filtered."""
     from raysys.data import DistinctSubjectBatchSampler, SliceDataset
 
     train_set = SliceDataset(train.data, split="train", fold=train.fold, modalities=modalities, context=context,
-                             hide_prob=train.hide_prob, seed=train.seed, complete=train.training_subjects == "complete")
+                             hide_prob=train.hide_prob, seed=train.seed, complete=train.training_subjects == "complete",
+                             raw=train.inputs == "raw")
     sampler = DistinctSubjectBatchSampler(
         train_set, train.batch_size, shuffle=True, seed=train.seed, drop_last=True, num_replicas=world, rank=rank
     )
@@ -120,7 +122,7 @@ def build_loaders(train: TrainConfig, context: int, rank: int, world: int, devic
         loader_kwargs.update(persistent_workers=train.hide_prob == 0.0, prefetch_factor=4)
     train_loader = DataLoader(train_set, batch_sampler=sampler, **loader_kwargs)
     val_set = SliceDataset(train.data, split="val", fold=train.fold, modalities=modalities, context=context, hide_prob=0.0,
-                           seed=train.seed)
+                           seed=train.seed, raw=train.inputs == "raw")
     # Every validation slice exactly once over all ranks; unequal counts are fine (no collectives).
     shard = torch.utils.data.Subset(val_set, list(range(rank, len(val_set), world)))
     val_loader = DataLoader(shard, batch_size=train.batch_size, shuffle=False, **loader_kwargs)
@@ -199,11 +201,15 @@ def defined_metrics(metrics: Mapping[str, float]) -> tuple[dict[str, float], lis
 
 
 def family_for_store(train: TrainConfig, model_overrides: Mapping[str, Any], store: Any) -> ModelFamily:
-    """The family of ``train`` on ``store`` (config set to the store's value range) and the run's
-    modalities (``run_modalities``), on CPU. Seeded identically on every rank; DDP also
-    broadcasts rank 0's weights."""
+    """The family of ``train`` on ``store`` (config set to the store's value range, and to its raw
+    images' range for ``train.inputs == "raw"``) and the run's modalities (``run_modalities``),
+    on CPU. Seeded identically on every rank; DDP also broadcasts rank 0's weights."""
     family_cls = get_family(train.family)
     config = family_cls.config_for_store(make_config(train.family, train.preset, dict(model_overrides)), store.value_range)
+    if train.inputs == "raw":
+        if not store.has_raw:
+            raise ValueError(f"train.inputs=raw: store {store.url} has no raw images (convert it with --keep-raw)")
+        config = family_cls.config_for_raw_inputs(config, store.raw_range)
     seed_everything(train.seed, -1, 0)
     return family_cls(config, run_modalities(train, store.modalities))
 

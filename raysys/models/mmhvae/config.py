@@ -63,6 +63,10 @@ class MMHVAEConfig(PresetBudgets):
     }
 
     data_range: tuple[float, float] = (0.0, 1.0)
+    # Data-space range of the ENCODER inputs when they are not the targets' space: raw images
+    # (``train.inputs=raw``, the store's ``raw_range``) encoded, normalised ones reconstructed,
+    # the paper's harmonisation (Sec. 4.4.1). None: the inputs are the targets (``data_range``).
+    input_range: tuple[float, float] | None = None
     # Data-space value outside the brain mask, written by the model there (targets and outputs).
     # The store contract: every normalisation sets voxels outside the mask to 0 (clipped to data_range).
     background: float = 0.0
@@ -122,9 +126,10 @@ class MMHVAEConfig(PresetBudgets):
     compile_model: bool = False  # torch.compile the generator (in place; state-dict keys unchanged)
 
     def __post_init__(self) -> None:
-        lo, hi = self.data_range
-        if not hi > lo:
-            raise ValueError(f"data_range must be (low, high) with high > low, got {self.data_range}")
+        for name in ("data_range", "input_range"):
+            value = getattr(self, name)
+            if value is not None and not (len(value) == 2 and value[1] > value[0]):
+                raise ValueError(f"{name} must be (low, high) with high > low, got {value}")
         if not self.channels:
             raise ValueError("channels must name at least one spatial group")
         for c in self.channels:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar, Mapping, Sequence
 
 import torch
@@ -102,23 +103,36 @@ class MMHVAEFamily(ModelFamily):
         return cfg.lambda_kl * min(1.0, ramp)
 
     # --- data ---------------------------------------------------------------------------
-    def _inputs(self, batch: Mapping[str, torch.Tensor], device: torch.device):
-        """Centre slice [B, M, H, W] (float32), available bool [B, M], mask bool [B, H, W]."""
-        images = batch["images"]
+    @classmethod
+    def config_for_raw_inputs(cls, config: MMHVAEConfig, raw_range: Sequence[float]) -> MMHVAEConfig:
+        """Encode the raw images, reconstruct the normalised ones (the paper's harmonisation)."""
+        return dataclasses.replace(config, input_range=tuple(float(v) for v in raw_range))
+
+    def _centre(self, batch: Mapping[str, torch.Tensor], key: str, device: torch.device) -> torch.Tensor:
+        images = batch[key]
         if images.dim() == 5:
             images = images[:, :, images.shape[2] // 2]
         if images.dim() != 4 or images.shape[1] != len(self.modalities):
-            raise ValueError(
-                f"batch['images'] must be [B, {len(self.modalities)}, K, H, W], got {tuple(batch['images'].shape)}"
-            )
+            raise ValueError(f"batch[{key!r}] must be [B, {len(self.modalities)}, K, H, W], got {tuple(batch[key].shape)}")
+        return images.to(device).float()
+
+    def _inputs(self, batch: Mapping[str, torch.Tensor], device: torch.device):
+        """Centre slices (float32): targets [B, M, H, W], encoder inputs (``raw_images`` for a model
+        with raw inputs, else None: the targets), available bool [B, M], mask bool [B, H, W]."""
+        images = self._centre(batch, "images", device)
+        raw = None
+        if self.config.input_range is not None:
+            if "raw_images" not in batch:
+                raise ValueError("this model encodes raw images (config.input_range): the batch needs 'raw_images'")
+            raw = self._centre(batch, "raw_images", device)
         available = batch["available"].to(device).bool()
         mask = batch["mask"].to(device).bool()
-        return images.to(device).float(), available, mask
+        return images, raw, available, mask
 
     # --- training -----------------------------------------------------------------------
     def train_step(self, batch: Mapping[str, torch.Tensor], ctx: StepContext) -> dict[str, float]:
         cfg = self.config
-        images, available, mask = self._inputs(batch, ctx.device)
+        images, raw, available, mask = self._inputs(batch, ctx.device)
         b, m, h, w = images.shape
         model, discriminators = self.modules["model"], self.modules.get("discriminators")
         subsets = training_subsets(available, cfg.posterior, cfg.subsets_per_step, cfg.subset_sampling, cfg.anchor_modality)
@@ -126,7 +140,7 @@ class MMHVAEFamily(ModelFamily):
         lambda_kl = self.kl_weight(ctx)
 
         with ctx.autocast():
-            out = model(images, subsets, mask)
+            out = model(images, subsets, mask, raw)
         recon = out.recon.float()
         recon_loss = reconstruction_error(recon, out.target.float(), mask, available, cfg.recon)  # [T, B]
         # KL in nats per pixel, per draw/sample: the same H x W normalisation as the reconstruction
@@ -183,9 +197,9 @@ class MMHVAEFamily(ModelFamily):
         cfg = self.config
         model: MMHVAE = unwrap(self.modules["model"])
         device = next(model.parameters()).device
-        images, available, mask = self._inputs(batch, device)
+        images, raw, available, mask = self._inputs(batch, device)
         b, m = images.shape[:2]
-        encoding = model.encode(model.to_model_space(images))
+        encoding = model.encode(model.inputs_to_model_space(images if raw is None else raw))
         generator = torch.Generator(device=device)
         generator.manual_seed(cfg.eval_seed)
         subsets = all_subsets(m, device)  # [S, M]
@@ -227,7 +241,8 @@ class MMHVAEFamily(ModelFamily):
         """Every modality from all available inputs and from each sample's first input alone (PoE)."""
         model: MMHVAE = self.inference_module()
         device = next(model.parameters()).device
-        images, available = batch["images"].to(device), batch["available"].to(device).bool()
+        images = batch["raw_images" if model.raw_inputs else "images"].to(device)
+        available = batch["available"].to(device).bool()
         return {"from all": model.synthesise(images, available), "from 1st": model.synthesise(images, first_available(available))}
 
     def __repr__(self) -> str:
