@@ -139,7 +139,7 @@ def coerce(value: Any, annotation: Any, key: str) -> Any:
     if origin in (tuple, list):
         if isinstance(value, str):
             text = value.strip()
-            parsed = ast.literal_eval(text) if text[:1] in "([" else [v for v in text.split(",") if v]
+            parsed = ast.literal_eval(text) if text[:1] and text[:1] in "([" else [v.strip() for v in text.split(",") if v.strip()]
             value = parsed
         if not isinstance(value, (tuple, list)):
             value = (value,)

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from raysys.config import ConfigError, coerce, parse_overrides, split_flat
 from raysys.names import MODEL_KEY, TRAIN_KEY
-from raysys.train.config import TrainConfig
+from raysys.train.config import TrainConfig, run_modalities, train_config_from_flat
 
 if typing.TYPE_CHECKING:
     from raysys.tune.study_dir import StudyDir
@@ -108,10 +108,24 @@ def checked_store(url: str, flag: str = "--data") -> Any:
         raise ConfigError(f"{flag} {text}{hint}") from None
 
 
-def check_model_fits_store(family: str, preset: str, model_overrides: Mapping[str, Any], store: Any, flag: str) -> None:
+def checked_modalities(train: TrainConfig, store: Any, flag: str = "--set") -> list[str]:
+    """The run's modalities (``train.modalities`` in store order, all when empty); ``ConfigError``
+    naming the flag and the store's modalities when one is not in the store."""
+    try:
+        return run_modalities(train, store.modalities)
+    except ConfigError:
+        unknown = [m for m in train.modalities if m not in store.modalities]
+        raise ConfigError(
+            f"{flag} train.modalities={','.join(train.modalities)}: {','.join(unknown)} is no modality of --data "
+            f"{store.url}; use some of {','.join(store.modalities)}"
+        ) from None
+
+
+def check_model_fits_store(family: str, preset: str, model_overrides: Mapping[str, Any], store: Any, flag: str,
+                           modalities: Sequence[str] | None = None) -> None:
     """Build the model as every worker will (the family's own checks: e.g. disentangle needs two or
-    more modalities, mmhvae's ``anchor_modality`` must index one): on the store's modalities, with
-    its value range. ``flag`` names where ``model_overrides`` came from."""
+    more modalities, mmhvae's ``anchor_modality`` must index one): on ``modalities`` (default the
+    store's), with its value range. ``flag`` names where ``model_overrides`` came from."""
     from raysys.models import get_family, make_config
 
     given = " ".join(f"{flag} {k}={v}" for k, v in model_overrides.items())
@@ -121,10 +135,16 @@ def check_model_fits_store(family: str, preset: str, model_overrides: Mapping[st
         raise ConfigError(f"{given or '--preset ' + preset}: {err}") from None
     if hasattr(config, "data_range"):  # as the loop does
         config = dataclasses.replace(config, data_range=tuple(store.value_range))
+    chosen = list(store.modalities if modalities is None else modalities)
     try:
-        get_family(family)(config, store.modalities)
+        get_family(family)(config, chosen)
     except (ConfigError, ValueError) as err:
         model = f"the {family} model (--preset {preset}{' ' + given if given else ''})"
+        if chosen != list(store.modalities):
+            raise ConfigError(
+                f"train.modalities={','.join(chosen)} (of --data {store.url}) cannot be used by {model}: "
+                f"{' '.join(str(err).split())}; choose other train.modalities" + (f" or change {given}" if given else "")
+            ) from None
         raise ConfigError(
             f"--data {store.url} holds the modalities {','.join(store.modalities)}, which {model} cannot use: "
             f"{' '.join(str(err).split())}; use a store converted with the modalities it needs ({CONVERT} --modalities ...)"
@@ -132,15 +152,41 @@ def check_model_fits_store(family: str, preset: str, model_overrides: Mapping[st
         ) from None
 
 
-def check_batch_fits(store: Any, fold: int, batch_size: int, flag: str = "--batch-size") -> None:
-    """Batches hold slices of DISTINCT training subjects (every worker samples the whole train split):
-    ``batch_size`` may not exceed the train split's subjects of ``fold``."""
+def check_raw_inputs(family: str, train: TrainConfig, store: Any, flag: str = "--set") -> None:
+    """``train.inputs=raw`` needs a store with raw images and a family that encodes them."""
+    if train.inputs != "raw":
+        return
+    if not store.has_raw:
+        raise ConfigError(f"{flag} train.inputs=raw: --data {store.url} has no raw images; convert the cohort again "
+                          f"with {CONVERT} --keep-raw, or use train.inputs=normalised")
+    from raysys.models import get_family, make_config
+
     try:
-        subjects = len(store.split_subjects("train", fold))
+        get_family(family).config_for_raw_inputs(make_config(family, train.preset), store.raw_range)
+    except ValueError as err:
+        raise ConfigError(f"{flag} train.inputs=raw: {err}") from None
+
+
+def check_batch_fits(store: Any, fold: int, batch_size: int, flag: str = "--batch-size",
+                     modalities: Sequence[str] | None = None, complete: bool = False) -> None:
+    """Batches hold slices of DISTINCT training subjects (every worker samples the whole train split):
+    ``batch_size`` may not exceed the train split's subjects of ``fold`` that the run uses (those
+    with any of ``modalities``, default the store's; every one of them when ``complete``)."""
+    from raysys.data.selection import split_subjects
+
+    try:
+        subjects = len(split_subjects(store, "train", fold, modalities, complete))
     except ValueError as err:
         raise ConfigError(f"--fold {fold}: {err}; use --fold 0..{int(store.attrs['folds']) - 1}") from None
     if batch_size > subjects:
         sep = "=" if flag.startswith("--fix") else " "  # --fix train.batch_size=99, --batch-size 99
+        if complete:
+            names = ",".join(store.modalities if modalities is None else modalities)
+            raise ConfigError(
+                f"train.training_subjects=complete: the train split of fold {fold} in {store.url} has {subjects} subjects "
+                f"with every one of {names}, fewer than {flag}{sep}{batch_size} (a batch holds slices of distinct subjects); "
+                f"use {flag} <= {subjects} or train.training_subjects=all"
+            )
         raise ConfigError(
             f"{flag}{sep}{batch_size}: the train split of fold {fold} in {store.url} has {subjects} subjects and a batch "
             f"holds slices of distinct subjects; use {flag} <= {subjects}"
@@ -200,8 +246,10 @@ def preflight_train(family: str, train: TrainConfig, model_overrides: Mapping[st
     """Every check of ``jobs/train_<family>.py`` that needs more than the flags themselves (those,
     ``--set`` keys and values included, are checked while the configs are read: ``checked_overrides``)."""
     store = checked_store(train.data)
-    check_model_fits_store(family, train.preset, model_overrides, store, "--set")
-    check_batch_fits(store, train.fold, train.batch_size)
+    modalities = checked_modalities(train, store)
+    check_raw_inputs(family, train, store)
+    check_model_fits_store(family, train.preset, model_overrides, store, "--set", modalities)
+    check_batch_fits(store, train.fold, train.batch_size, modalities=modalities, complete=train.training_subjects == "complete")
 
 
 def preflight_study(family: str, args: Any, *, data: str, budget: Mapping[str, int],
@@ -218,14 +266,20 @@ def preflight_study(family: str, args: Any, *, data: str, budget: Mapping[str, i
     space_names = _space_names(family, args.preset, budget["epochs"], parse_overrides(args.fix))
     train_fixed, model_fixed = checked_overrides("--fix", args.fix, family, space_names)
     store = checked_store(data)
+    chosen = train_config_from_flat({k: v for k, v in train_fixed.items() if k in ("modalities", "training_subjects", "inputs")},
+                                    TrainConfig(preset=args.preset))
+    modalities = checked_modalities(chosen, store, "--fix")
+    check_raw_inputs(family, chosen, store, "--fix")
+    complete = chosen.training_subjects == "complete"
     config_fields = _field_types(_config_cls(family))
-    check_model_fits_store(family, args.preset, {k: v for k, v in model_fixed.items() if k in config_fields}, store, "--fix")
+    check_model_fits_store(family, args.preset, {k: v for k, v in model_fixed.items() if k in config_fields}, store, "--fix",
+                           modalities)
     fold = int(train_fixed.get("fold", args.fold))
     if "batch_size" in train_fixed:
-        check_batch_fits(store, fold, int(float(train_fixed["batch_size"])), "--fix train.batch_size")
+        check_batch_fits(store, fold, int(float(train_fixed["batch_size"])), "--fix train.batch_size", modalities, complete)
     else:
         flag = "--batch-size" if args.batch_size is not None else f"--batch-size (preset {args.preset}'s budget)"
-        check_batch_fits(store, fold, budget["batch_size"], flag)
+        check_batch_fits(store, fold, budget["batch_size"], flag, modalities, complete)
     if args.resume:
         check_resume(StudyDir(storage).child(name), name, objectives, args.optuna_storage)
 

@@ -33,3 +33,14 @@ def tiny_store(phantom_dir, tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("store") / "phantom.zarr"
     convert(str(phantom_dir), str(out), size=(64, 64), normalise="zscore", folds=4, seed=0)
     return str(out)
+
+
+@pytest.fixture(scope="session")
+def raw_store(phantom_dir, tmp_path_factory) -> str:
+    """The phantom converted like ``tiny_store`` but WM-median normalised (the MMHVAE paper's
+    harmonisation) and with ``--keep-raw``: raw/<modality> beside images/<modality>."""
+    from data_prep.convert import convert
+
+    out = tmp_path_factory.mktemp("raw_store") / "phantom-raw.zarr"
+    convert(str(phantom_dir), str(out), size=(64, 64), normalise="wm-median", folds=4, seed=0, keep_raw=True, progress=False)
+    return str(out)

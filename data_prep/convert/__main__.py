@@ -34,6 +34,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--compression", choices=COMPRESSIONS, default=DEFAULT_COMPRESSION,
                    help="chunk compression: lz4 (Blosc-LZ4, fast), zstd (Blosc-zstd, slower, about as "
                         "small here) or none (raw bytes, ~3x larger store, no decompression on reads)")
+    p.add_argument("--keep-raw", action="store_true",
+                   help="also store raw/<modality>: the images scaled per volume only (x / brain p99, clipped to "
+                        "[0, 2]), not normalised; for training on raw inputs with normalised targets (harmonisation)")
     p.add_argument("--strict", action="store_true", help="stop at the first bad input")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -46,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                          slices=args.slices, normalise=args.normalise, dtype=args.dtype,
                          scheduler=args.scheduler, workers=args.workers, folds=args.folds, seed=args.seed,
                          strict=args.strict, shard_slices=args.shard_slices, progress=not args.quiet,
-                         compression=args.compression)
+                         compression=args.compression, keep_raw=args.keep_raw)
     except ConvertError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

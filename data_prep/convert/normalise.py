@@ -29,6 +29,17 @@ WM_CLASS_RANK: dict[str, int] = {"t1": 2, "t1gd": 2, "t2": 0, "flair": 1}
 
 MINMAX_PERCENTILES = (0.5, 99.5)
 
+RAW = "raw"
+RAW_PERCENTILE = 99.0
+RAW_RANGE: tuple[float, float] = (0.0, 2.0)
+"""``--keep-raw``: the raw images are divided by their volume's 99th percentile inside the brain and
+clipped to [0, 2]. Scanner units are arbitrary (0..4095, 0..1e6 ...), so a model input needs some
+fixed scale; one factor per volume, with no offset and nothing fitted to tissue classes, keeps
+the contrast differences between scanners and sites that the store's normalisation (above all
+``wm-median``, the MMHVAE paper's harmonisation) removes, so raw -> normalised stays a real
+harmonisation task. The 99th percentile ignores the brightest 1 % (vessels, artefacts); the
+clip at 2 keeps the hyperintense tail (enhancing tumour) unclipped yet bounds outliers."""
+
 
 def zscore(volume: np.ndarray, mask: np.ndarray) -> tuple[float, float, dict]:
     """(x - mean) / std over the mask, later clipped to [-5, 5] (disentanglement paper: brain z-scores)."""
@@ -59,13 +70,22 @@ def wm_median(volume: np.ndarray, mask: np.ndarray, white_matter: np.ndarray, mo
     return minimum, target / (median - minimum), {"min": minimum, "wm_median": median, "target": target}
 
 
+def raw_scale(volume: np.ndarray, mask: np.ndarray) -> tuple[float, float, dict]:
+    """``--keep-raw``'s per-volume scaling (``RAW_RANGE``): x / p99 of the brain, no offset."""
+    p99 = float(np.percentile(inside(volume, mask), RAW_PERCENTILE))
+    if p99 <= 0:
+        raise ValueError(f"the brain's {RAW_PERCENTILE:g}th intensity percentile is {p99:g}, not > 0")
+    return 0.0, 1.0 / p99, {"p99": p99}
+
+
 def apply(values: np.ndarray, mask: np.ndarray, offset: float, scale: float, method: str) -> np.ndarray:
-    """Every method is linear: clip((x - offset) * scale) to its value range inside the mask, 0 outside.
+    """Every method is linear: clip((x - offset) * scale) to its value range inside the mask, 0 outside
+    (``method`` = ``RAW``: the raw images' scaling, clipped to ``RAW_RANGE``).
 
     A new float32 array in the memory layout of ``values`` (nibabel's Fortran order stays so),
     computed in place: one temporary, no copies in another order.
     """
-    low, high = VALUE_RANGES[method]
+    low, high = RAW_RANGE if method == RAW else VALUE_RANGES[method]
     out = np.subtract(values, np.float32(offset), dtype=np.float32)
     out *= np.float32(scale)
     np.clip(out, low, high, out=out)

@@ -13,7 +13,7 @@ from raysys.data import layout
 from . import assemble, scheduling
 from .discover import IMAGE_MODALITIES, LABEL_MODALITIES, ConvertError, Problem, canonical_modality, \
     discover, parse_slices
-from .normalise import METHODS, VALUE_RANGES
+from .normalise import METHODS, RAW_PERCENTILE, RAW_RANGE, VALUE_RANGES
 from .subject import COMPRESSIONS, DEFAULT_COMPRESSION, SubjectJob, stage
 
 CONVERTER_VERSION = "1.2"
@@ -89,14 +89,15 @@ def _resolve_modalities(modalities, cohort) -> list[str]:
 def convert(input: str, output: str, modalities=None, size=(64, 64), slices="auto",  # noqa: A002
             normalise="zscore", dtype="float32", scheduler="threads", workers=None, folds=5, seed=0,
             strict=False, shard_slices: int = DEFAULT_SHARD_SLICES, progress: bool = True,
-            compression: str = DEFAULT_COMPRESSION) -> ConversionReport:
+            compression: str = DEFAULT_COMPRESSION, keep_raw: bool = False) -> ConversionReport:
     """Convert a NIfTI cohort (folder or manifest CSV) into a sharded Zarr v3 slice store.
 
     Bad subjects are reported and skipped (``strict=True`` raises at the first one). Re-running
     with the same arguments resumes an interrupted conversion. Raises ``ConvertError`` for bad
     arguments, an unusable output, or when no subject could be converted. ``compression``:
     ``"lz4"`` (default, Blosc-LZ4 chunks), ``"zstd"`` (Blosc-zstd) or ``"none"`` (no compressor:
-    raw chunk bytes).
+    raw chunk bytes). ``keep_raw``: also store ``raw/<modality>``, the images with per-volume
+    scaling only (``normalise.RAW_RANGE``; root attrs ``has_raw``, ``raw_range``, ``raw_scaling``).
     """
     began = time.perf_counter()
     size = _check_arguments(size, normalise, dtype, folds, workers, shard_slices, compression)
@@ -130,6 +131,8 @@ def convert(input: str, output: str, modalities=None, size=(64, 64), slices="aut
                  "files": {s: dict(sorted(f.items())) for s, f in jobs_files.items()}}
     if compression != "zstd":   # absent for zstd: zstd stores started before the option still resume
         arguments["compression"] = compression
+    if keep_raw:                # absent when off: stores converted before the option keep their fingerprint
+        arguments["keep_raw"] = True
     root, complete = assemble.open_output(output, assemble.fingerprint_of(arguments), arguments)
     if complete:
         attrs = dict(root.attrs)
@@ -140,7 +143,7 @@ def convert(input: str, output: str, modalities=None, size=(64, 64), slices="aut
     done = assemble.staged_subjects(root)
     root.require_group(layout.STAGING)  # created once here, so tasks never race on its metadata
     resumed = sorted(s for s in done if s in jobs_files)
-    pending = [SubjectJob(output, s, files, size, slice_range, normalise, dtype, strict, compression)
+    pending = [SubjectJob(output, s, files, size, slice_range, normalise, dtype, strict, compression, bool(keep_raw))
                for s, files in jobs_files.items() if s not in done]
     staging_began = time.perf_counter()
     try:
@@ -159,7 +162,7 @@ def convert(input: str, output: str, modalities=None, size=(64, 64), slices="aut
     subjects = sorted(done)
     assembly_began = time.perf_counter()
     _assemble(root, output, subjects, done, chosen, size, dtype, int(shard_slices), int(folds), int(seed),
-              normalise, scheduler, workers, progress, failures, compression)
+              normalise, scheduler, workers, progress, failures, compression, bool(keep_raw))
     return ConversionReport(output, subjects, failures, resumed, int(sum(done[s]["n_slices"] for s in subjects)),
                             time.perf_counter() - began, processed=sorted(job.subject for job in pending),
                             phase_seconds={"staging": assembly_began - staging_began,
@@ -167,11 +170,13 @@ def convert(input: str, output: str, modalities=None, size=(64, 64), slices="aut
 
 
 def _assemble(root, output, subjects, done, chosen, size, dtype, shard_slices, folds, seed, normalise,
-              scheduler, workers, progress, failures, compression=DEFAULT_COMPRESSION) -> None:
+              scheduler, workers, progress, failures, compression=DEFAULT_COMPRESSION, keep_raw=False) -> None:
     """Write the final arrays (whole shards per task), the index arrays and attrs; mark complete."""
     counts = [done[s]["n_slices"] for s in subjects]
     start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     arrays = [f"{layout.IMAGES}/{m}" for m in chosen] + [layout.MASK]
+    if keep_raw:
+        arrays += [f"{layout.RAW}/{m}" for m in chosen]
     arrays += [name for name, key in ((layout.LABELS, "has_labels"), (layout.TISSUE, "has_tissue"))
                if any(done[s][key] for s in subjects)]
     plan = assemble.Plan(output, tuple(subjects), tuple(int(x) for x in start), tuple(arrays),
@@ -213,6 +218,8 @@ def _assemble(root, output, subjects, done, chosen, size, dtype, shard_slices, f
         "subject_spacing": {s: done[s]["spacing"] for s in subjects},
         "has_labels": layout.LABELS in arrays,
         "has_tissue": layout.TISSUE in arrays,
+        "has_raw": bool(keep_raw),
+        **({"raw_range": list(RAW_RANGE), "raw_scaling": f"x / p{RAW_PERCENTILE:g} of the brain, clipped"} if keep_raw else {}),
         "labels_available": [bool(done[s]["has_labels"]) for s in subjects],
         "failed": [dataclasses.asdict(p) for p in failures],
         "converter_version": CONVERTER_VERSION,

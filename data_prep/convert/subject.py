@@ -48,7 +48,8 @@ def array_settings(name: str, size: tuple[int, int], dtype: str, compression: st
     """``zarr.create_array`` settings of the final slice array ``name`` (without shape and shards)."""
     if compression not in COMPRESSIONS:
         raise ValueError(f"compression {compression!r}: expected one of {', '.join(COMPRESSIONS)}")
-    array_dtype = dtype if name.startswith(layout.IMAGES) else (bool if name == layout.MASK else "uint8")
+    image = name.startswith((f"{layout.IMAGES}/", f"{layout.RAW}/"))
+    array_dtype = dtype if image else (bool if name == layout.MASK else "uint8")
     compressor = COMPRESSORS[compression]
     if compressor is None:
         compressors = None
@@ -154,6 +155,7 @@ class SubjectJob:
     dtype: str
     strict: bool
     compression: str = DEFAULT_COMPRESSION
+    keep_raw: bool = False         # also stage raw/<modality> (per-volume scaling only)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,10 +179,9 @@ def prepare(job: SubjectJob) -> dict:
     if not images:
         raise InputError(next(iter(job.files.values())), "subject has no image modality")
     first_image = job.files[next(iter(images))]
-    arrays, _, keep, stats = preprocess(images, tissue, job.size, job.slices, job.normalise, first_image)
+    arrays, _, keep, stats = preprocess(images, tissue, job.size, job.slices, job.normalise, first_image, job.keep_raw)
     slab = slice(int(keep[0]), int(keep[-1]) + 1)
-    for modality in images:
-        name = f"{layout.IMAGES}/{modality}"
+    for name in [n for n in arrays if n.startswith((f"{layout.IMAGES}/", f"{layout.RAW}/"))]:
         arrays[name] = arrays[name].astype(job.dtype, copy=False)
     if labels is not None:      # tumour labels may reach past an estimated mask: the whole plane
         arrays[layout.LABELS] = geometry.fit_in_plane(geometry.axial_view(labels[:, :, slab]), job.size, order=0)
@@ -195,7 +196,7 @@ def prepare(job: SubjectJob) -> dict:
 
 
 def preprocess(images: dict[str, np.ndarray], tissue: np.ndarray | None, size: tuple[int, int],
-               slices: tuple[int, int] | None, method: str, first_image: str
+               slices: tuple[int, int] | None, method: str, first_image: str, keep_raw: bool = False
                ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, dict]:
     """The store's preprocessing of one subject's RAS volumes [X, Y, Z]: brain mask, normalisation
     fitted on the whole volume, choice of axial slices, resize of the kept slab (``resize_slab``).
@@ -204,27 +205,37 @@ def preprocess(images: dict[str, np.ndarray], tissue: np.ndarray | None, size: t
     indices, one contiguous range; the normalisation statistics). ``prepare`` (the store) and
     ``raysys.predict`` (new NIfTI files for a registered model) both call it, so a subject is
     preprocessed the same way by both. A ValueError becomes an ``InputError`` on ``first_image``.
+    ``keep_raw``: also ``raw/<modality>`` (``normalise.raw_scale``; each p99 recorded in the
+    statistics under ``raw_p99``).
     """
     try:
         mask = geometry.brain_mask(images, tissue)
         params, stats = normalise.fit_subject(images, mask, tissue, method)
+        raw = {m: normalise.raw_scale(v, mask) for m, v in images.items()} if keep_raw else None
         keep = geometry.choose_slices(geometry.axial_areas(mask), slices)
     except ValueError as error:
         raise InputError(first_image, str(error)) from error
+    if raw is not None:
+        stats["raw_p99"] = {m: r[2]["p99"] for m, r in raw.items()}
+        raw = {m: r[:2] for m, r in raw.items()}
     slab = slice(int(keep[0]), int(keep[-1]) + 1)            # kept slices are one contiguous range
-    return resize_slab(images, params, mask, tissue, slab, size, method), mask, keep, stats
+    return resize_slab(images, params, mask, tissue, slab, size, method, raw), mask, keep, stats
 
 
 def resize_slab(images: dict[str, np.ndarray], params: dict, mask: np.ndarray, tissue: np.ndarray | None,
-                slab: slice, size: tuple[int, int], method: str) -> dict[str, np.ndarray]:
+                slab: slice, size: tuple[int, int], method: str, raw_params: dict | None = None) -> dict[str, np.ndarray]:
     """Normalised, resized axial slices [Z, H, W] of ``slab`` (RAS volumes [X, Y, Z]): each image
-    (float32, 0 outside the resized mask), the mask and, when given, the tissue map.
+    (float32, 0 outside the resized mask), the mask and, when given, the tissue map; with
+    ``raw_params`` ({modality: (offset, scale)} of ``normalise.raw_scale``) also ``raw/<modality>``.
 
     Works block by block (``BLOCK_SLICES``), each within the brain's bounding box of its block:
     outside it every slice is 0 (the tissue map too, as the mask is then ``tissue > 0``).
     """
     depth, plane = slab.stop - slab.start, (mask.shape[1], mask.shape[0])    # axial rows (Y), columns (X)
-    out = {f"{layout.IMAGES}/{m}": np.zeros((depth, *size), dtype=np.float32) for m in images}
+    scalings = {layout.IMAGES: (params, method)}
+    if raw_params is not None:
+        scalings[layout.RAW] = (raw_params, normalise.RAW)
+    out = {f"{kind}/{m}": np.zeros((depth, *size), dtype=np.float32) for kind in scalings for m in images}
     out[layout.MASK] = np.zeros((depth, *size), dtype=bool)
     if tissue is not None:
         out[layout.TISSUE] = np.zeros((depth, *size), dtype=np.uint8)
@@ -239,15 +250,15 @@ def resize_slab(images: dict[str, np.ndarray], params: dict, mask: np.ndarray, t
         out[layout.MASK][rows] = geometry.fit_in_plane(geometry.axial_view(mask[window]).view(np.uint8), size,
                                                        order=0, **in_window) > 0
         for modality, volume in images.items():
-            normalised = normalise.apply(volume[window], mask[window], *params[modality], method=method)
-            out[f"{layout.IMAGES}/{modality}"][rows] = geometry.fit_in_plane(
-                geometry.axial_view(normalised), size, order=1, **in_window)
+            for kind, (kind_params, kind_method) in scalings.items():
+                scaled = normalise.apply(volume[window], mask[window], *kind_params[modality], method=kind_method)
+                out[f"{kind}/{modality}"][rows] = geometry.fit_in_plane(geometry.axial_view(scaled), size, order=1, **in_window)
         if tissue is not None:
             out[layout.TISSUE][rows] = geometry.fit_in_plane(geometry.axial_view(tissue[window]), size, order=0,
                                                              **in_window)
     outside = ~out[layout.MASK]
-    for modality in images:     # the resized mask applies again (bilinear weights reach past the edge)
-        np.copyto(out[f"{layout.IMAGES}/{modality}"], np.float32(0), where=outside)
+    for name in [f"{kind}/{m}" for kind in scalings for m in images]:  # the resized mask applies again (bilinear weights reach past the edge)
+        np.copyto(out[name], np.float32(0), where=outside)
     return out
 
 

@@ -8,6 +8,8 @@ Item (dict of tensors; default collation adds the batch dimension B):
     slice      int64   []             global slice index
     position   float32 []             relative position in the subject's stored slices, (i + 0.5) / count
     label      int64   [H, W]         centre-slice labels, only when the store has labels
+    raw_images float32 [M, K, H, W]   ``raw=True`` only: the same slices from ``raw/<modality>``
+                                      (per-volume scaling only; zeros where ``available`` is False)
 
 Zarr is opened lazily in each process (first item after construction, unpickling or fork),
 so the dataset pickles to DataLoader/Ray workers without open handles.
@@ -24,6 +26,7 @@ from torch.utils.data import Dataset
 from zarr.core.sync import sync
 
 from . import fastread, layout
+from .selection import modality_columns, split_subjects
 from .preloaded import preloaded
 from .store import Store, open_store
 
@@ -33,6 +36,9 @@ DEFAULT_PRELOAD_BYTES = 256 * 2**20
 class SliceDataset(Dataset):
     """Slices of the subjects of one split (``train``/``val``/``test``/``all``) of one fold.
 
+    ``raw``: items also hold ``raw_images`` (stores converted with ``--keep-raw``).
+    ``modalities``: the store modalities the items hold (default all; a subject with none of them
+    is left out). ``complete``: only the subjects that have every one of them.
     ``hide_prob``: each available modality is hidden (zeroed, ``available`` False) with this
     probability, keeping at least one; random but deterministic given (seed, epoch, index).
     ``preload``: True reads the needed arrays into memory once per process (or once in the
@@ -46,16 +52,14 @@ class SliceDataset(Dataset):
     def __init__(self, store_or_url: Store | str, split: str = "train", fold: int = 0,
                  modalities: list[str] | tuple[str, ...] | None = None, context: int = 3,
                  hide_prob: float = 0.0, seed: int = 0, preload: bool | None = None,
-                 fast: bool = True):
+                 fast: bool = True, complete: bool = False, raw: bool = False):
         store = store_or_url if isinstance(store_or_url, Store) else open_store(store_or_url)
         if context < 1 or context % 2 == 0:
             raise ValueError(f"context={context}: must be an odd number >= 1")
         if not 0.0 <= hide_prob < 1.0:
             raise ValueError(f"hide_prob={hide_prob}: must be in [0, 1)")
         chosen = list(store.modalities if modalities is None else modalities)
-        unknown = [m for m in chosen if m not in store.modalities]
-        if unknown or not chosen:
-            raise ValueError(f"modalities={chosen}: {unknown or 'empty'} not in store modalities {store.modalities}")
+        columns = modality_columns(store, chosen)
         self.url = store.url
         self.modalities = chosen
         self.context = context
@@ -66,17 +70,21 @@ class SliceDataset(Dataset):
         self.value_range = store.value_range
         self.store_id = store.store_id
         self.size: tuple[int, int] = tuple(store.size)
-        subjects = store.split_subjects(split, fold)
+        subjects = split_subjects(store, split, fold, chosen, complete)
         if subjects.size == 0:
-            raise ValueError(f"split={split!r} of fold={fold} has no subjects in {store.url}")
-        columns = [store.modalities.index(m) for m in chosen]
+            which = f"with {'all' if complete else 'any'} of the modalities {chosen} " if chosen != store.modalities or complete else ""
+            raise ValueError(f"split={split!r} of fold={fold} has no subjects {which}in {store.url}")
         self.availability = store.availability[:, columns]                      # [N, M]
         self.subject_start = store.subject_start
         in_split = np.isin(store.slice_subject, subjects)
         self.slices = np.flatnonzero(in_split)                                  # global slice ids
         self.slice_subjects = store.slice_subject[self.slices].astype(np.int64)  # per dataset index
+        if raw and not store.has_raw:
+            raise ValueError(f"raw=True: store {store.url} has no raw images (convert it with --keep-raw)")
+        self.raw = bool(raw)
         self._image_names = [f"{layout.IMAGES}/{m}" for m in chosen]
-        names = self._image_names + [layout.MASK]
+        self._raw_names = [f"{layout.RAW}/{m}" for m in chosen] if self.raw else []
+        names = self._image_names + self._raw_names + [layout.MASK]
         self._array_names = names + ([layout.LABELS] if self.has_labels else [])
         item_bytes = sum(np.dtype(store.array(n).dtype).itemsize for n in self._array_names)
         total = item_bytes * store.n_slices * store.size[0] * store.size[1]
@@ -162,29 +170,35 @@ class SliceDataset(Dataset):
         half = self.context // 2
         lo, hi = max(first, g - half), min(stop, g + half + 1)
         height, width = self.size
-        images = np.zeros((len(self.modalities), self.context, height, width), dtype=np.float32)
+        shape = (len(self.modalities), self.context, height, width)
+        stacks = {"images": (np.zeros(shape, dtype=np.float32), self._image_names)}
+        if self.raw:
+            stacks["raw_images"] = (np.zeros(shape, dtype=np.float32), self._raw_names)
         inside = hi - lo == self.context          # no edge slice repeated: read straight into images
         available = self._hidden(index, self.availability[subject].copy())
         wanted = [m for m in range(len(self.modalities)) if available[m]]
-        targets = [images[m] if inside else None for m in wanted]
-        requests = [(self._image_names[m], lo, hi, target) for m, target in zip(wanted, targets)]
+        reads = [(stack, names[m], m, stack[m] if inside else None) for stack, names in stacks.values() for m in wanted]
+        requests = [(name, lo, hi, target) for _, name, _, target in reads]
         requests.append((layout.MASK, g, g + 1, None))
         if self.has_labels:
             requests.append((layout.LABELS, g, g + 1, None))
         blocks = self._read(arrays, requests)
         # positions of the K context slices inside the read block [lo, hi): edges repeated
         rows = slice(None) if inside else np.clip(np.arange(g - half, g + half + 1), first, stop - 1) - lo
-        for m, target, block in zip(wanted, targets, blocks):
+        for (stack, _, m, target), block in zip(reads, blocks):
             if block is not target:           # not decoded in place (preloaded, zarr, other dtype)
-                images[m] = block[rows]
+                stack[m] = block[rows]
+        images = stacks["images"][0]
         item = {
             "images": torch.from_numpy(images),
             "available": torch.from_numpy(available.astype(bool)),
-            "mask": torch.from_numpy(np.array(blocks[len(wanted)][0], dtype=bool)),  # a copy: preloaded arrays are read-only
+            "mask": torch.from_numpy(np.array(blocks[len(reads)][0], dtype=bool)),  # a copy: preloaded arrays are read-only
             "subject": torch.tensor(subject, dtype=torch.int64),
             "slice": torch.tensor(g, dtype=torch.int64),
             "position": torch.tensor((g - first + 0.5) / (stop - first), dtype=torch.float32),
         }
         if self.has_labels:
             item["label"] = torch.from_numpy(np.array(blocks[-1][0], dtype=np.int64))
+        if self.raw:
+            item["raw_images"] = torch.from_numpy(stacks["raw_images"][0])
         return item

@@ -2,6 +2,7 @@
 
 Store layout (Zarr v3 group), see docs/readme/30-store.md:
     images/<modality>  [S, H, W] float32|float16   one-slice chunks, ``shard_slices``-slice shards
+    raw/<modality>     [S, H, W] float32|float16   optional (``--keep-raw``): per-volume scaling only
     mask               [S, H, W] bool              brain mask
     labels             [S, H, W] uint8             tumour labels (optional)
     tissue             [S, H, W] uint8             tissue map (optional)
@@ -24,6 +25,7 @@ from raysys.urls import local_path
 
 STORE_VERSION = 1
 IMAGES = "images"
+RAW = "raw"
 MASK = "mask"
 LABELS = "labels"
 TISSUE = "tissue"

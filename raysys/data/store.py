@@ -58,6 +58,9 @@ class Store:
         self.subject_start: np.ndarray = self._root[layout.SUBJECT_START][...]    # [N + 1]
         self.fold: np.ndarray = self._root[layout.FOLD][...]                      # [N]
         self.has_labels: bool = layout.LABELS in self._root
+        # ``--keep-raw`` stores: raw/<modality> (per-volume scaling only) beside images/<modality>
+        self.has_raw: bool = layout.RAW in self._root
+        self.raw_range: tuple[float, float] | None = tuple(attrs["raw_range"]) if self.has_raw else None
 
     @property
     def store_id(self) -> str:
@@ -93,7 +96,7 @@ class Store:
         return int(self.subject_start[i]), int(self.subject_start[i + 1])
 
     def array(self, name: str) -> zarr.Array:
-        """A slice array: ``images/<modality>``, ``mask``, ``labels`` or ``tissue`` ([S, H, W])."""
+        """A slice array: ``images/<modality>``, ``raw/<modality>``, ``mask``, ``labels`` or ``tissue`` ([S, H, W])."""
         if name not in self._root:
             raise KeyError(f"array {name!r} not in store {self.url}")
         return self._root[name]
@@ -109,6 +112,15 @@ class Store:
         if modality in (layout.MASK, layout.LABELS, layout.TISSUE):
             return self.array(modality)[start:stop]
         raise KeyError(f"modality {modality!r} not in store {self.url} (has {self.modalities})")
+
+    def raw_volume(self, subject: str | int, modality: str) -> np.ndarray:
+        """The raw stored slices of one subject [Z, H, W] (``has_raw`` stores: per-volume scaling only)."""
+        if not self.has_raw:
+            raise KeyError(f"store {self.url} has no raw images (convert with --keep-raw)")
+        if not self.available(subject)[modality]:
+            raise KeyError(f"subject {self.subjects[self.subject_index(subject)]} has no {modality} in {self.url}")
+        start, stop = self.slice_range(subject)
+        return self.array(f"{layout.RAW}/{modality}")[start:stop]
 
     def split_subjects(self, split: str, fold: int) -> np.ndarray:
         """Subject indices of a split: test = fold k, val = fold (k+1) % K, train = the rest."""

@@ -100,6 +100,18 @@ def _load_models(uris: Sequence[str], store: Store, split_names: list[str], spli
     return methods
 
 
+def scored_modalities(models: Sequence[ModelMethod], store: Store) -> list[str]:
+    """The modalities the cells range over: the evaluated model's, in store order (a model built on
+    some of the store's modalities is scored on cells within them; so are the baselines). Every
+    compare model must have them all."""
+    modalities = [m for m in store.modalities if m in models[0].modalities]
+    for other in models[1:]:
+        lacking = [m for m in modalities if m not in other.modalities]
+        if lacking:
+            raise EvaluationError(f"--compare model {other.uri} lacks the modalities {lacking} of model {models[0].uri}")
+    return modalities
+
+
 def _disentanglement(method: ModelMethod, subject: SubjectSlices) -> dict[str, np.ndarray]:
     """f(s), z, modality, subject of up to ``PROBE_SLICES_PER_SUBJECT`` slices (``probes.collect_representations``)."""
     from raysys.models.disentangle.probes import collect_representations
@@ -128,9 +140,9 @@ def _disentanglement_metrics(reps: list[dict[str, np.ndarray]], seed: int, log: 
 
 
 def _figure_rows(subject: SubjectSlices, methods: Sequence[Any], family: str, modalities: list[str],
-                 copy: CopyBaseline) -> list[tuple[str, list]]:
-    """Rows for figure.png: 2 slices x each available target, inputs = the subject's other modalities
-    (disentangle: the best copy source)."""
+                 copy: CopyBaseline, store_modalities: list[str]) -> list[tuple[str, list]]:
+    """Rows for figure.png: 2 slices x each available target of ``modalities`` (the scored ones),
+    inputs = the subject's other ones (disentangle: the best copy source)."""
     have = [m for m in modalities if subject.available[m]]
     rows = []
     width = len(modalities) - 1
@@ -141,12 +153,12 @@ def _figure_rows(subject: SubjectSlices, methods: Sequence[Any], family: str, mo
             if not others:
                 continue
             inputs = tuple(others) if synthesises_from_subsets(family) else (copy.source(others, target) or others[0],)
-            panels = [(f"in {m}", subject.centre(modalities.index(m))[r]) for m in inputs]
+            panels = [(f"in {m}", subject.centre(store_modalities.index(m))[r]) for m in inputs]
             panels += [("", None)] * (width - len(panels))
             for method in methods:
                 pred = method.predict(subject, r_, inputs, [target]).get(target)
                 panels.append((method.name, None if pred is None else pred[0]))
-            panels.append((f"target {target}", subject.centre(modalities.index(target))[r]))
+            panels.append((f"target {target}", subject.centre(store_modalities.index(target))[r]))
             rows.append((f"{subject.name} z{subject.position[r]} {target}", panels))
     return rows[:8]
 
@@ -171,7 +183,7 @@ def evaluate(model_uri: str, data: str, split: str = "test", fold: int = 0, out:
     tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
     torch.manual_seed(seed)
     models = _load_models([model_uri, *compare], store, split_names, split, tracking_uri, temperature, seed, log)
-    family, modalities = models[0].family, list(store.modalities)
+    family, modalities = models[0].family, scored_modalities(models, store)
     train = store.split_subjects("train", fold)
     log(f"baselines from {len(train)} training subjects; evaluating {len(split_names)} {split} subjects")
     copy = CopyBaseline.fit(store, train, max_slices_per_subject)
@@ -179,18 +191,22 @@ def evaluate(model_uri: str, data: str, split: str = "test", fold: int = 0, out:
     methods: list[Any] = [*models, ZerosBaseline(), mean, copy]
     cells = family_cells(family, modalities)
     context = max(m.context for m in models)
+    raw = any(m.raw_inputs for m in models)
+    if raw and not store.has_raw:
+        uri = next(m.uri for m in models if m.raw_inputs)
+        raise EvaluationError(f"model {uri} was trained on raw inputs; store {store.url} has no raw images (--keep-raw)")
 
     per_subject: list[dict[str, Any]] = []
     reps: dict[str, list[dict[str, np.ndarray]]] = {m.name: [] for m in models if family == "disentangle"}
     figure_subject: SubjectSlices | None = None
     for index in split_subjects:
-        subject = read_subject(store, int(index), context, max_slices_per_subject)
+        subject = read_subject(store, int(index), context, max_slices_per_subject, raw=raw)
         if subject.n == 0:
             log(f"{subject.name}: no slices with brain, skipped")
             continue
         if figure_subject is None or sum(subject.available.values()) > sum(figure_subject.available.values()):
             figure_subject = subject
-        per_subject += _score_subject(subject, methods, subject_cells(cells, subject.available), modalities,
+        per_subject += _score_subject(subject, methods, subject_cells(cells, subject.available), store.modalities,
                                       store.value_range, batch_size)
         for m in models:
             if m.name in reps:
@@ -207,11 +223,13 @@ def evaluate(model_uri: str, data: str, split: str = "test", fold: int = 0, out:
     write_csv(out / "table.csv", table, TABLE_COLUMNS)
     (out / "table.md").write_text(markdown_table(table, cells, names, family, modalities))
     if figure_subject is not None:
-        panel_figure(_figure_rows(figure_subject, methods, family, modalities, copy), store.value_range, out / "figure.png")
+        panel_figure(_figure_rows(figure_subject, methods, family, modalities, copy, store.modalities), store.value_range,
+                     out / "figure.png")
     summary = build_summary(
         per_subject, family, modalities,
         {store.subjects[i]: {m for m, a in store.available(int(i)).items() if a} for i in split_subjects},
-        model=MODEL, model_uri=model_uri, methods={m.name: m.uri for m in models}, split=split, fold=fold,
+        model=MODEL, model_uri=model_uri, methods={m.name: m.uri for m in models}, split=split, fold=fold, model_modalities=modalities,
+        inputs={m.name: "raw" if m.raw_inputs else "normalised" for m in models},
         store_id=store.store_id, data=store.url, n_subjects=len({r["subject"] for r in per_subject}),
         n_cells=len(evaluated), left_out=left_out, temperature=models[0].temperature if family == "mmhvae" else None,
         seed=seed, max_slices_per_subject=max_slices_per_subject,

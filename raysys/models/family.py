@@ -11,6 +11,7 @@ Batches are the dicts produced by ``raysys.data.SliceDataset`` after default col
     mask       bool    [B, H, W]         brain mask of the centre slice
     subject    int64   [B]               subject index in the store
     label      int64   [B, H, W]         tumour labels of the centre slice (only if the store has them)
+    raw_images float32 [B, M, K, H, W]   raw images (only when the run trains on raw inputs, ``train.inputs=raw``)
 
 The family also declares what the loop must not guess: ``config_for_store`` (the config set to
 the store's value range), ``context_slices``, ``run_tags``, and the end-of-run ``synthesis``
@@ -164,6 +165,13 @@ class ModelFamily(abc.ABC):
         ``value_range``; the loop trains on what this returns. Default: the config's
         ``data_range`` field (the PSNR/SSIM range) set to it."""
         return dataclasses.replace(config, data_range=tuple(float(v) for v in value_range))
+
+    @classmethod
+    def config_for_raw_inputs(cls, config: Any, raw_range: Sequence[float]) -> Any:
+        """``config`` for a run whose inputs are the store's raw images (``batch['raw_images']``,
+        in ``raw_range``) and whose targets stay the normalised ``images`` (``train.inputs=raw``).
+        Default: the family cannot (``ValueError``)."""
+        raise ValueError(f"the {cls.name} family cannot train on raw inputs (train.inputs=raw); use train.inputs=normalised")
 
     @property
     def context_slices(self) -> int:

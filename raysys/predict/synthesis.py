@@ -34,6 +34,9 @@ def output_for(meta: Mapping[str, Any], output: str | None) -> str:
     family = meta["family"]
     if family not in FAMILY_OUTPUTS:
         raise PredictError(f"model family {family!r} does not synthesise; expected one of {', '.join(FAMILY_OUTPUTS)}")
+    if (meta.get("model_config") or {}).get("input_range") is not None:
+        raise PredictError("the model was trained on raw inputs (train.inputs=raw); raysys.synthesise prepares "
+                           "normalised images only: use a model trained with train.inputs=normalised")
     output = output or DEFAULT_OUTPUT[family]
     if output not in FAMILY_OUTPUTS[family]:
         why = (" (disentangle's decoder needs the missing modality's code z, which only an image of it gives)"

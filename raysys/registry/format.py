@@ -111,7 +111,8 @@ def preprocessing_record(attrs: Mapping[str, Any]) -> dict[str, Any]:
 
 def training_info(train_config: Mapping[str, Any], store_id: str | None = None) -> dict[str, Any] | None:
     """``{"data", "fold", "store_id", "train_subjects", "val_subjects", "preprocessing"}`` of a
-    checkpoint's train config (``preprocessing``: ``preprocessing_record`` of the store's attrs).
+    checkpoint's train config (``preprocessing``: ``preprocessing_record`` of the store's attrs;
+    the subjects those the run used: ``train.modalities`` and ``train.training_subjects`` applied).
 
     The subjects and store id are read from the store named by ``data`` (the training split
     convention of ``Store.split_subjects``); when that store cannot be opened here, only what is
@@ -127,10 +128,19 @@ def training_info(train_config: Mapping[str, Any], store_id: str | None = None) 
     try:
         from raysys.data import open_store
 
+        from raysys.data.selection import split_subjects
+        from raysys.train.config import TrainConfig, run_modalities, train_config_from_flat
+
         store = open_store(str(data))
         info["store_id"] = store.store_id
-        info["train_subjects"] = [store.subjects[i] for i in store.split_subjects("train", fold)]
-        info["val_subjects"] = [store.subjects[i] for i in store.split_subjects("val", fold)]
+        known = {k: v for k, v in train_config.items() if k in TrainConfig.__dataclass_fields__}
+        run = train_config_from_flat(known)
+        modalities = run_modalities(run, store.modalities)
+        complete = run.training_subjects == "complete"
+        # the subjects the run really used (train.modalities / train.training_subjects applied)
+        info["train_subjects"] = [store.subjects[i] for i in split_subjects(store, "train", fold, modalities, complete)]
+        info["val_subjects"] = [store.subjects[i] for i in split_subjects(store, "val", fold, modalities)]
+        info["inputs"] = run.inputs  # "raw": the model encodes the store's raw images (harmonisation)
         info["preprocessing"] = preprocessing_record(store.attrs)
     except Exception:  # the store is not reachable from here: keep what is known
         pass

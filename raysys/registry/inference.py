@@ -34,6 +34,9 @@ class Inference:
         self.image_size: tuple[int, int] | None = None if size is None else ((size, size) if isinstance(size, int) else tuple(size))
         # K context slices the module takes (None: any K, the module uses the centre slice).
         self.context: int | None = getattr(config, "context", None)
+        # Whether the module encodes raw images (trained with train.inputs=raw): callers pass the
+        # store's raw/<modality> slices as inputs; outputs are in the normalised space.
+        self.raw_inputs: bool = getattr(config, "input_range", None) is not None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(modalities={list(self.modalities)}, image_size={self.image_size}, source={self.meta.get('source')})"

@@ -8,7 +8,7 @@ spaces and ``--set key=value`` overrides use (see ``raysys.config``).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, Sequence
 
 from raysys.config import ConfigError, from_flat, to_flat
 from raysys.names import MODEL_KEY, TRAIN_KEY
@@ -21,6 +21,12 @@ class TrainConfig:
     ``data`` is a store URL (absolute local path or fsspec URL, readable from every node).
     ``max_steps_per_epoch`` / ``max_val_steps`` cap the batches per rank (0 = all), for smoke runs.
     ``amp``: "auto" = bf16 autocast on GPU, none on CPU; "bf16" forces it on GPU; "off" never.
+    ``modalities``: the store modalities the model is built on and sees (empty = all of them;
+    used in the store's order, see ``run_modalities``). ``training_subjects``: "all" training-split
+    subjects with any of them, or only the "complete" ones that have every one (validation and
+    test splits are never filtered this way). ``inputs``: "normalised" (the store's images are
+    inputs and targets) or "raw" (the model encodes the store's raw images, ``--keep-raw``, and
+    reconstructs the normalised ones: harmonisation; families that support it, e.g. mmhvae).
     """
 
     family: str = "disentangle"
@@ -36,8 +42,18 @@ class TrainConfig:
     max_steps_per_epoch: int = 0
     max_val_steps: int = 0
     amp: Literal["auto", "bf16", "off"] = "auto"
+    modalities: tuple[str, ...] = ()
+    training_subjects: Literal["all", "complete"] = "all"
+    inputs: Literal["normalised", "raw"] = "normalised"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "modalities", tuple(self.modalities))  # a list from JSON or a checkpoint
+        if len(set(self.modalities)) != len(self.modalities):
+            raise ConfigError(f"train.modalities names a modality twice: {list(self.modalities)}")
+        if self.training_subjects not in ("all", "complete"):
+            raise ConfigError(f"train.training_subjects must be 'all' or 'complete', got {self.training_subjects!r}")
+        if self.inputs not in ("normalised", "raw"):
+            raise ConfigError(f"train.inputs must be 'normalised' or 'raw', got {self.inputs!r}")
         if not self.family:
             raise ConfigError("train.family must name a model family")
         if self.epochs < 1:
@@ -86,6 +102,21 @@ class TrackingSpec:
     experiment: str = "raysys"
     parent_run_id: str | None = None
     tags: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+def run_modalities(train: TrainConfig, store_modalities: Sequence[str]) -> list[str]:
+    """The modalities a run's model is built on: ``train.modalities`` in the store's order (so
+    ``t2,flair`` and ``flair,t2`` give the same model), or every store modality when empty.
+    Raises ``ConfigError`` naming the unknown ones."""
+    if not train.modalities:
+        return list(store_modalities)
+    unknown = [m for m in train.modalities if m not in store_modalities]
+    if unknown:
+        raise ConfigError(
+            f"train.modalities={','.join(train.modalities)}: {','.join(unknown)} not in the store's modalities "
+            f"{','.join(store_modalities)}"
+        )
+    return [m for m in store_modalities if m in train.modalities]
 
 
 def flat_run_config(train: TrainConfig, model_config: Any) -> dict[str, Any]:

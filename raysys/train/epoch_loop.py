@@ -32,7 +32,7 @@ from raysys.models import get_family, make_config
 from raysys.models.family import ModelFamily, StepContext, unwrap
 from raysys.names import EPOCH, MODEL_KEY, OBJECTIVE, TAG_FAMILY, TAG_FIGURES_ERROR, TAG_PRESET, TAG_STORE, TRAIN_PREFIX, VAL_PREFIX
 from raysys.train.checkpoint import build_state, parameter_digest
-from raysys.train.config import TrackingSpec, TrainConfig, flat_run_config
+from raysys.train.config import TrackingSpec, TrainConfig, flat_run_config, run_modalities
 from raysys.train.distributed import MeanAccumulator
 from raysys.train.faults import FaultSpec, maybe_fail
 
@@ -101,12 +101,18 @@ def unwrapped_modules(family: ModelFamily) -> Iterator[None]:
         family.modules = wrapped
 
 
-def build_loaders(train: TrainConfig, context: int, rank: int, world: int, device: torch.device):
+def build_loaders(train: TrainConfig, context: int, rank: int, world: int, device: torch.device,
+                  modalities: list[str] | None = None):
     """Train loader (DistinctSubjectBatchSampler sharded by rank) and this rank's val loader;
-    items carry ``context`` adjacent slices (the family's ``context_slices``)."""
+    items carry ``context`` adjacent slices (the family's ``context_slices``) of ``modalities``
+    (the family's; default the store's), with ``raw_images`` when ``train.inputs == "raw"``.
+    ``train.training_subjects == "complete"`` keeps only the training subjects with every one
+    of them; validation is never filtered."""
     from raysys.data import DistinctSubjectBatchSampler, SliceDataset
 
-    train_set = SliceDataset(train.data, split="train", fold=train.fold, context=context, hide_prob=train.hide_prob, seed=train.seed)
+    train_set = SliceDataset(train.data, split="train", fold=train.fold, modalities=modalities, context=context,
+                             hide_prob=train.hide_prob, seed=train.seed, complete=train.training_subjects == "complete",
+                             raw=train.inputs == "raw")
     sampler = DistinctSubjectBatchSampler(
         train_set, train.batch_size, shuffle=True, seed=train.seed, drop_last=True, num_replicas=world, rank=rank
     )
@@ -115,7 +121,8 @@ def build_loaders(train: TrainConfig, context: int, rank: int, world: int, devic
         # Persistent workers would keep the dataset's epoch (its random hiding) frozen.
         loader_kwargs.update(persistent_workers=train.hide_prob == 0.0, prefetch_factor=4)
     train_loader = DataLoader(train_set, batch_sampler=sampler, **loader_kwargs)
-    val_set = SliceDataset(train.data, split="val", fold=train.fold, context=context, hide_prob=0.0, seed=train.seed)
+    val_set = SliceDataset(train.data, split="val", fold=train.fold, modalities=modalities, context=context, hide_prob=0.0,
+                           seed=train.seed, raw=train.inputs == "raw")
     # Every validation slice exactly once over all ranks; unequal counts are fine (no collectives).
     shard = torch.utils.data.Subset(val_set, list(range(rank, len(val_set), world)))
     val_loader = DataLoader(shard, batch_size=train.batch_size, shuffle=False, **loader_kwargs)
@@ -194,12 +201,17 @@ def defined_metrics(metrics: Mapping[str, float]) -> tuple[dict[str, float], lis
 
 
 def family_for_store(train: TrainConfig, model_overrides: Mapping[str, Any], store: Any) -> ModelFamily:
-    """The family of ``train`` on ``store`` (config set to the store's value range), on CPU.
-    Seeded identically on every rank; DDP also broadcasts rank 0's weights."""
+    """The family of ``train`` on ``store`` (config set to the store's value range, and to its raw
+    images' range for ``train.inputs == "raw"``) and the run's modalities (``run_modalities``),
+    on CPU. Seeded identically on every rank; DDP also broadcasts rank 0's weights."""
     family_cls = get_family(train.family)
     config = family_cls.config_for_store(make_config(train.family, train.preset, dict(model_overrides)), store.value_range)
+    if train.inputs == "raw":
+        if not store.has_raw:
+            raise ValueError(f"train.inputs=raw: store {store.url} has no raw images (convert it with --keep-raw)")
+        config = family_cls.config_for_raw_inputs(config, store.raw_range)
     seed_everything(train.seed, -1, 0)
-    return family_cls(config, store.modalities)
+    return family_cls(config, run_modalities(train, store.modalities))
 
 
 def open_tracker(run_name: str, tracking: TrackingSpec, train: TrainConfig, family: ModelFamily, store: Any,
@@ -246,11 +258,12 @@ def run_training(
         if any(p.requires_grad for p in module.parameters()):
             family.modules[name] = reporter.prepare_module(module, family.find_unused_parameters)
 
-    train_loader, sampler, val_loader = build_loaders(train, family.context_slices, rank, world, device)
+    train_loader, sampler, val_loader = build_loaders(train, family.context_slices, rank, world, device, list(family.modalities))
     steps_per_epoch = min(len(train_loader), train.max_steps_per_epoch) if train.max_steps_per_epoch else len(train_loader)
     if steps_per_epoch == 0:
         raise ValueError(
             f"no training batches: store {train.data} split 'train' fold {train.fold} has too few subjects "
+            f"(with {'all' if train.training_subjects == 'complete' else 'any'} of {','.join(family.modalities)}) "
             f"for batch_size={train.batch_size} x {world} workers (batches need distinct subjects)"
         )
     family.optimizers, family.schedulers = family.configure_optimizers(train.epochs, steps_per_epoch)

@@ -41,7 +41,7 @@ def test_config_for_store_sets_the_metric_range(name):
     ("name", "overrides", "context", "tags"),
     [
         ("disentangle", {"context": 5, "regulariser": "adv", "encoder": "conv"}, 5, {"regulariser": "adv", "encoder": "conv"}),
-        ("mmhvae", {"levels": 3, "fusion": "average", "lambda_gan": 0.0}, 1, {"levels": "3", "fusion": "average", "lambda_gan": "0.0"}),
+        ("mmhvae", {"levels": 3, "fusion": "average", "lambda_gan": 0.0}, 1, {"levels": "3", "fusion": "average", "lambda_gan": "0.0", "posterior": "mixture"}),
         ("mmgan", {"curriculum": False}, 1, {"implicit_conditioning": "True", "curriculum": "False", "lambda_l1": "0.9"}),
     ],
 )

@@ -39,6 +39,12 @@ def latent_groups(levels: int, max_levels: int) -> tuple[int, ...]:
     return tuple(int(1 + i * step + 0.5) for i in range(levels))
 
 
+# The MHVAE baseline (Dorent et al. 2023, the paper's [29]) as overrides of this family: one
+# full-input PoE posterior, no subset mixture. Its two modalities are chosen by the run
+# (``train.modalities``), not by the model config.
+MHVAE_OVERRIDES: dict[str, str] = {"posterior": "full"}
+
+
 @dataclasses.dataclass(frozen=True)
 class MMHVAEConfig(PresetBudgets):
     """Every knob of the model, the objective and the optimisers (defaults = the paper preset).
@@ -57,6 +63,10 @@ class MMHVAEConfig(PresetBudgets):
     }
 
     data_range: tuple[float, float] = (0.0, 1.0)
+    # Data-space range of the ENCODER inputs when they are not the targets' space: raw images
+    # (``train.inputs=raw``, the store's ``raw_range``) encoded, normalised ones reconstructed,
+    # the paper's harmonisation (Sec. 4.4.1). None: the inputs are the targets (``data_range``).
+    input_range: tuple[float, float] | None = None
     # Data-space value outside the brain mask, written by the model there (targets and outputs).
     # The store contract: every normalisation sets voxels outside the mask to 0 (clipped to data_range).
     background: float = 0.0
@@ -83,6 +93,10 @@ class MMHVAEConfig(PresetBudgets):
     expert_logvar_offset: float = 0.0
     fusion: Literal["poe", "average", "concat_zeros"] = "poe"
     # --- objective ----------------------------------------------------------------------
+    # The training posterior: "mixture" (the paper, eq. 7-8: T subsets r' of the observed set r
+    # drawn from p_alpha per step) or "full" (one PoE of every observed input, r' = r, no subset
+    # sampling; the MHVAE baseline and the ablation "subset mixture vs a single full posterior").
+    posterior: Literal["mixture", "full"] = "mixture"
     subset_sampling: Literal["uniform", "paper"] = "paper"
     anchor_modality: int = 0  # index of the modality drawn alone with p = 1/3 ("paper" scheme)
     subsets_per_step: int = 3  # T
@@ -112,9 +126,10 @@ class MMHVAEConfig(PresetBudgets):
     compile_model: bool = False  # torch.compile the generator (in place; state-dict keys unchanged)
 
     def __post_init__(self) -> None:
-        lo, hi = self.data_range
-        if not hi > lo:
-            raise ValueError(f"data_range must be (low, high) with high > low, got {self.data_range}")
+        for name in ("data_range", "input_range"):
+            value = getattr(self, name)
+            if value is not None and not (len(value) == 2 and value[1] > value[0]):
+                raise ValueError(f"{name} must be (low, high) with high > low, got {value}")
         if not self.channels:
             raise ValueError("channels must name at least one spatial group")
         for c in self.channels:
@@ -165,6 +180,8 @@ class MMHVAEConfig(PresetBudgets):
             )
         if self.fusion not in ("poe", "average", "concat_zeros"):
             raise ValueError(f"fusion must be 'poe', 'average' or 'concat_zeros', got {self.fusion!r}")
+        if self.posterior not in ("mixture", "full"):
+            raise ValueError(f"posterior must be 'mixture' or 'full', got {self.posterior!r}")
         if self.subset_sampling not in ("uniform", "paper"):
             raise ValueError(f"subset_sampling must be 'uniform' or 'paper', got {self.subset_sampling!r}")
         if self.head_kernel < 1 or self.head_kernel % 2 == 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar, Mapping, Sequence
 
 import torch
@@ -14,13 +15,15 @@ from raysys.models.mmhvae.discriminator import PatchDiscriminators
 from raysys.models.mmhvae.losses import lsgan_discriminator_loss, lsgan_generator_loss, reconstruction_error
 from raysys.models.mmhvae.memory import RealImageMemory
 from raysys.models.mmhvae.model import MMHVAE
-from raysys.models.mmhvae.subsets import sample_subsets
+from raysys.models.mmhvae.subsets import training_subsets
 from raysys.models.subset_metrics import AGGREGATE_METRICS, all_subsets, subset_metric_names, subset_scores
 
 
 class MMHVAEFamily(ModelFamily):
     """Modules ``model`` (the generator, ``MMHVAE``) and ``discriminators`` (one PatchGAN per
     modality); optimisers ``model`` (Adamax, cosine decay per step) and ``discriminators`` (Adam).
+    With ``lambda_gan == 0`` (GAN off) there are no discriminators at all: no module, no
+    optimiser, no discriminator step, no memory of real images.
 
     Metrics: the six aggregates of ``metric_names`` (class level) plus, per instance, PSNR and
     SSIM for every non-empty input subset and target modality (``subset_metric_names``).
@@ -51,18 +54,26 @@ class MMHVAEFamily(ModelFamily):
         model = MMHVAE(self.config, m)
         if self.config.compile_model:
             model.compile()  # in place: parameters and state-dict keys stay those of MMHVAE
+        if not self.gan_enabled:
+            return {"model": model}
         return {
             "model": model,
             "discriminators": PatchDiscriminators(m, self.config.disc_channels, self.config.disc_layers),
         }
+
+    @property
+    def gan_enabled(self) -> bool:
+        """Whether the GAN term exists at all (``lambda_gan > 0``); off, no discriminator is built."""
+        return self.config.lambda_gan > 0
 
     def configure_optimizers(self, total_epochs: int, steps_per_epoch: int):
         cfg = self.config
         self._steps_per_epoch = max(1, steps_per_epoch)
         total_steps = max(1, total_epochs * self._steps_per_epoch)
         generator = torch.optim.Adamax(self.modules["model"].parameters(), lr=cfg.lr, betas=(0.9, cfg.beta2))
-        discriminators = torch.optim.Adam(self.modules["discriminators"].parameters(), lr=cfg.disc_lr)
-        self.optimizers = {"model": generator, "discriminators": discriminators}
+        self.optimizers = {"model": generator}
+        if self.gan_enabled:
+            self.optimizers["discriminators"] = torch.optim.Adam(self.modules["discriminators"].parameters(), lr=cfg.disc_lr)
         # Stepped by train_step once per step (not per epoch): cosine from lr to lr_min.
         self.schedulers = {
             "model": torch.optim.lr_scheduler.CosineAnnealingLR(generator, T_max=total_steps, eta_min=cfg.lr_min)
@@ -71,7 +82,7 @@ class MMHVAEFamily(ModelFamily):
 
     # --- schedules ----------------------------------------------------------------------
     def _started(self, ctx: StepContext, epoch: int | None, fraction: float) -> bool:
-        if self.config.lambda_gan == 0:
+        if not self.gan_enabled:
             return False
         return ctx.epoch >= epoch if epoch is not None else ctx.progress >= fraction
 
@@ -92,31 +103,44 @@ class MMHVAEFamily(ModelFamily):
         return cfg.lambda_kl * min(1.0, ramp)
 
     # --- data ---------------------------------------------------------------------------
-    def _inputs(self, batch: Mapping[str, torch.Tensor], device: torch.device):
-        """Centre slice [B, M, H, W] (float32), available bool [B, M], mask bool [B, H, W]."""
-        images = batch["images"]
+    @classmethod
+    def config_for_raw_inputs(cls, config: MMHVAEConfig, raw_range: Sequence[float]) -> MMHVAEConfig:
+        """Encode the raw images, reconstruct the normalised ones (the paper's harmonisation)."""
+        return dataclasses.replace(config, input_range=tuple(float(v) for v in raw_range))
+
+    def _centre(self, batch: Mapping[str, torch.Tensor], key: str, device: torch.device) -> torch.Tensor:
+        images = batch[key]
         if images.dim() == 5:
             images = images[:, :, images.shape[2] // 2]
         if images.dim() != 4 or images.shape[1] != len(self.modalities):
-            raise ValueError(
-                f"batch['images'] must be [B, {len(self.modalities)}, K, H, W], got {tuple(batch['images'].shape)}"
-            )
+            raise ValueError(f"batch[{key!r}] must be [B, {len(self.modalities)}, K, H, W], got {tuple(batch[key].shape)}")
+        return images.to(device).float()
+
+    def _inputs(self, batch: Mapping[str, torch.Tensor], device: torch.device):
+        """Centre slices (float32): targets [B, M, H, W], encoder inputs (``raw_images`` for a model
+        with raw inputs, else None: the targets), available bool [B, M], mask bool [B, H, W]."""
+        images = self._centre(batch, "images", device)
+        raw = None
+        if self.config.input_range is not None:
+            if "raw_images" not in batch:
+                raise ValueError("this model encodes raw images (config.input_range): the batch needs 'raw_images'")
+            raw = self._centre(batch, "raw_images", device)
         available = batch["available"].to(device).bool()
         mask = batch["mask"].to(device).bool()
-        return images.to(device).float(), available, mask
+        return images, raw, available, mask
 
     # --- training -----------------------------------------------------------------------
     def train_step(self, batch: Mapping[str, torch.Tensor], ctx: StepContext) -> dict[str, float]:
         cfg = self.config
-        images, available, mask = self._inputs(batch, ctx.device)
+        images, raw, available, mask = self._inputs(batch, ctx.device)
         b, m, h, w = images.shape
-        model, discriminators = self.modules["model"], self.modules["discriminators"]
-        subsets = sample_subsets(available, cfg.subsets_per_step, cfg.subset_sampling, cfg.anchor_modality)
+        model, discriminators = self.modules["model"], self.modules.get("discriminators")
+        subsets = training_subsets(available, cfg.posterior, cfg.subsets_per_step, cfg.subset_sampling, cfg.anchor_modality)
         gan_on, disc_on = self.gan_active(ctx), self.discriminators_active(ctx)
         lambda_kl = self.kl_weight(ctx)
 
         with ctx.autocast():
-            out = model(images, subsets, mask)
+            out = model(images, subsets, mask, raw)
         recon = out.recon.float()
         recon_loss = reconstruction_error(recon, out.target.float(), mask, available, cfg.recon)  # [T, B]
         # KL in nats per pixel, per draw/sample: the same H x W normalisation as the reconstruction
@@ -152,7 +176,7 @@ class MMHVAEFamily(ModelFamily):
         if grad_norm is not None:
             logs["grad_norm/model"] = grad_norm
 
-        if cfg.lambda_gan > 0:  # Alg. 1 l. 28-34: remember reals, then train the discriminators
+        if self.gan_enabled:  # Alg. 1 l. 28-34: remember reals, then train the discriminators
             self.memory.push(out.target, available)
             if disc_on:
                 real, valid = self.memory.fill_missing(out.target.detach(), available)
@@ -173,9 +197,9 @@ class MMHVAEFamily(ModelFamily):
         cfg = self.config
         model: MMHVAE = unwrap(self.modules["model"])
         device = next(model.parameters()).device
-        images, available, mask = self._inputs(batch, device)
+        images, raw, available, mask = self._inputs(batch, device)
         b, m = images.shape[:2]
-        encoding = model.encode(model.to_model_space(images))
+        encoding = model.encode(model.inputs_to_model_space(images if raw is None else raw))
         generator = torch.Generator(device=device)
         generator.manual_seed(cfg.eval_seed)
         subsets = all_subsets(m, device)  # [S, M]
@@ -196,15 +220,29 @@ class MMHVAEFamily(ModelFamily):
     # --- what the loop asks --------------------------------------------------------------
     # context_slices: the default 1; the model reads the centre slice only.
     def run_tags(self) -> dict[str, str]:
-        """The design axes of the paper's ablations: latent levels L, fusion, GAN weight."""
-        return {"levels": str(self.config.levels), "fusion": self.config.fusion, "lambda_gan": str(self.config.lambda_gan)}
+        """The design axes of the paper's ablations: latent levels L, fusion, GAN weight, posterior."""
+        cfg = self.config
+        return {"levels": str(cfg.levels), "fusion": cfg.fusion, "lambda_gan": str(cfg.lambda_gan), "posterior": cfg.posterior}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """As the base, except that a checkpoint written when GAN-off runs still built
+        discriminators (before they were skipped) loads into a family without them."""
+        absent = [k for k in state["modules"] if k not in self.modules]
+        if absent and absent != ["discriminators"]:
+            raise KeyError(f"checkpoint holds modules {absent} this {self!r} does not have")
+        state = {
+            part: {k: v for k, v in state.get(part, {}).items() if k != "discriminators" or self.gan_enabled}
+            for part in ("modules", "optimizers", "schedulers")
+        }
+        super().load_state_dict(state)
 
     @torch.no_grad()
     def synthesis(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Every modality from all available inputs and from each sample's first input alone (PoE)."""
         model: MMHVAE = self.inference_module()
         device = next(model.parameters()).device
-        images, available = batch["images"].to(device), batch["available"].to(device).bool()
+        images = batch["raw_images" if model.raw_inputs else "images"].to(device)
+        available = batch["available"].to(device).bool()
         return {"from all": model.synthesise(images, available), "from 1st": model.synthesise(images, first_available(available))}
 
     def __repr__(self) -> str:

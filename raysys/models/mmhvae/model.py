@@ -3,6 +3,8 @@
 Spaces: callers pass images in DATA space (the store's values, ``config.data_range``); inside,
 images live in MODEL space [-1, 1] (the tanh heads' range), mapped linearly. Missing
 modalities may hold anything (zeros by the batch contract): they never reach a posterior.
+A model with ``config.input_range`` encodes inputs of that other data space (raw images) and
+still outputs (and is trained to reconstruct) the ``data_range`` images: harmonisation.
 """
 
 from __future__ import annotations
@@ -78,6 +80,16 @@ class MMHVAE(nn.Module):
     def to_model_space(self, x: torch.Tensor) -> torch.Tensor:
         """Data space (``config.data_range``) -> [-1, 1], clipped."""
         lo, hi = self.config.data_range
+        return (2.0 * (x - lo) / (hi - lo) - 1.0).clamp(-1.0, 1.0)
+
+    @property
+    def raw_inputs(self) -> bool:
+        """Whether the encoders read raw images (``config.input_range``), not the targets' space."""
+        return self.config.input_range is not None
+
+    def inputs_to_model_space(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder inputs, data space (``config.input_range``, else ``data_range``) -> [-1, 1], clipped."""
+        lo, hi = self.config.input_range or self.config.data_range
         return (2.0 * (x - lo) / (hi - lo) - 1.0).clamp(-1.0, 1.0)
 
     def to_data_space(self, y: torch.Tensor) -> torch.Tensor:
@@ -156,21 +168,29 @@ class MMHVAE(nn.Module):
         return images, result
 
     # --- entry points -------------------------------------------------------------------
-    def forward(self, images: torch.Tensor, input_subsets: torch.Tensor, mask: torch.Tensor) -> TrainOutput:
+    def forward(self, images: torch.Tensor, input_subsets: torch.Tensor, mask: torch.Tensor,
+                inputs: torch.Tensor | None = None) -> TrainOutput:
         """Training pass for T subset draws in one call (so a DDP wrapper sees one forward).
 
         Args:
-            images: [B, M, H, W] data space. input_subsets: bool [T, B, M], each row a non-empty
-            subset of the sample's observed modalities. mask: bool [B, H, W] foreground.
+            images: [B, M, H, W] data space, the targets (and the inputs unless ``inputs`` is given).
+            input_subsets: bool [T, B, M], each row a non-empty subset of the sample's observed
+            modalities. mask: bool [B, H, W] foreground. inputs: [B, M, H, W] the encoder inputs in
+            ``config.input_range`` (raw images); required exactly when the config has one.
         """
         self._check_images(images)
         t, b, m = input_subsets.shape
         if b != images.shape[0] or m != self.n_modalities:
             raise ValueError(f"input_subsets must be [T, {images.shape[0]}, {self.n_modalities}], got {tuple(input_subsets.shape)}")
+        if (inputs is not None) != self.raw_inputs:
+            raise ValueError("inputs (raw images) must be given exactly when config.input_range is set")
+        if inputs is not None and inputs.shape != images.shape:
+            raise ValueError(f"inputs {tuple(inputs.shape)} must have the shape of images {tuple(images.shape)}")
         x = self.to_model_space(images)
         foreground = mask.bool()
         target = torch.where(foreground[:, None], x, torch.full_like(x, self.background))
-        evidence = self.evidence(self.encode(x), input_subsets.reshape(t * b, m))
+        encoded = x if inputs is None else self.inputs_to_model_space(inputs)
+        evidence = self.evidence(self.encode(encoded), input_subsets.reshape(t * b, m))
         recon, result = self.decode(evidence, foreground.repeat(t, 1, 1))
         return TrainOutput(
             recon=recon.view(t, b, *recon.shape[1:]),
@@ -191,13 +211,14 @@ class MMHVAE(nn.Module):
         """All M modalities from the available ones (harmonisation and synthesis).
 
         Args:
-            images: [B, M, H, W] or [B, M, K, H, W] (centre slice used), data space.
+            images: [B, M, H, W] or [B, M, K, H, W] (centre slice used), data space: the encoder
+                inputs (raw images, ``config.input_range``, for a model with ``raw_inputs``).
             available: bool [B, M], at least one per sample: the input subset.
             temperature: posterior std scale (default ``config.temperature``; 0 = posterior mean).
             mask: bool [B, H, W] foreground; default: voxels that differ from the background
                 (``config.background``) in any available input.
         Returns:
-            [B, M, H, W] data space.
+            [B, M, H, W] data space (``config.data_range``).
         """
         if images.dim() == 5:
             images = images[:, :, images.shape[2] // 2]
@@ -205,9 +226,11 @@ class MMHVAE(nn.Module):
         available = available.bool()
         if available.shape != images.shape[:2] or not bool(available.any(dim=1).all()):
             raise ValueError(f"available must be bool {tuple(images.shape[:2])} with >= 1 modality per sample")
-        x = self.to_model_space(images)
-        if mask is None:
-            mask = (((x - self.background).abs() > 1e-3) & available[:, :, None, None]).any(dim=1)
+        x = self.inputs_to_model_space(images)
+        if mask is None:  # in data space: the store writes config.background (0) outside the brain, raw images too
+            lo, hi = self.config.input_range or self.config.data_range
+            tolerance = 1e-3 * (hi - lo) / 2  # 1e-3 in model space
+            mask = (((images - self.config.background).abs() > tolerance) & available[:, :, None, None]).any(dim=1)
         temperature = self.config.temperature if temperature is None else temperature
         out, _ = self.decode(self.evidence(self.encode(x), available), mask.bool(), temperature, generator)
         return self.to_data_space(out)

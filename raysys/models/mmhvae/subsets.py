@@ -1,4 +1,5 @@
-"""Input subsets r' of the observed set r and the mixture weights p_alpha(r' | r) (eq. 7-8)."""
+"""Input subsets r' of the observed set r: the mixture weights p_alpha(r' | r) (eq. 7-8), the
+subsets drawn from them per training step, or the full observed set alone (``posterior="full"``)."""
 
 from __future__ import annotations
 
@@ -67,3 +68,25 @@ def sample_subsets(
     subsets, probs = subset_probabilities(available, scheme, anchor)
     index = torch.multinomial(probs, draws, replacement=True, generator=generator)  # [B, T]
     return subsets[index.transpose(0, 1)]
+
+
+def training_subsets(
+    available: torch.Tensor,
+    posterior: Literal["mixture", "full"],
+    draws: int,
+    scheme: Literal["uniform", "paper"] = "uniform",
+    anchor: int = 0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The input subsets of one training step: bool [T, B, M].
+
+    "mixture": T draws from p_alpha(. | r) (``sample_subsets``). "full": ONE draw, r' = r itself
+    (eq. 11 with r' = r: the PoE of every observed input), whatever ``draws`` says.
+    """
+    if posterior == "mixture":
+        return sample_subsets(available, draws, scheme, anchor, generator)
+    if posterior == "full":
+        if not bool(available.any(dim=1).all()):
+            raise ValueError("available: every sample needs at least one observed modality")
+        return available.bool()[None]
+    raise ValueError(f"posterior must be 'mixture' or 'full', got {posterior!r}")
