@@ -21,3 +21,4 @@ run train_overhead train_overhead
 run train_scaling train_scaling
 run tune_overhead tune_overhead
 run learning learning
+run hpo_efficiency hpo_efficiency

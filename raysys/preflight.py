@@ -216,14 +216,38 @@ def recorded_objectives(study_dir: StudyDir | str | Path, name: str, optuna_url:
     return [(None, "max" if d == optuna.study.StudyDirection.MAXIMIZE else "min") for d in study.directions]
 
 
+# What a study.json written before --search / --scheduler existed means: the only choices there were.
+RECORDED_DEFAULTS = {"search": "tpe", "scheduler": "asha"}
+
+
+def recorded_choices(study_dir: StudyDir | str | Path) -> dict[str, str] | None:
+    """{"search": ..., "scheduler": ...} a study was created with (``study.json``; a study.json
+    without them predates the flags: tpe and asha); None when there is no study.json."""
+    from raysys.tune.run import STUDY_FILE
+
+    study_dir = _study_dir(study_dir)
+    if not study_dir.exists(STUDY_FILE):
+        return None
+    saved = json.loads(study_dir.read_text(STUDY_FILE))
+    return {key: str(saved.get(key) or default) for key, default in RECORDED_DEFAULTS.items()}
+
+
 def check_resume(study_dir: StudyDir | str | Path, name: str, objectives: Sequence[tuple[str, str]],
-                 optuna_url: str | None = None) -> None:
-    """``--resume`` needs the study's saved state and the objectives it was created with."""
+                 optuna_url: str | None = None, *, search: str = "tpe", scheduler: str = "asha") -> None:
+    """``--resume`` needs the study's saved state and the objectives, ``--search`` and
+    ``--scheduler`` it was created with (Tune restores its saved searcher and scheduler, so a
+    changed choice would be silently ignored)."""
     from raysys.tune.run import TUNER_FILE
 
     study_dir = _study_dir(study_dir)
     if not study_dir.exists(TUNER_FILE):
         raise ConfigError(f"--resume --name {name}: no study to resume at {study_dir} (no {TUNER_FILE}); run without --resume")
+    choices = recorded_choices(study_dir) or {}
+    for flag, asked in (("search", search), ("scheduler", scheduler)):
+        was = choices.get(flag, asked)
+        if was != asked:
+            fix = f"resume without --{flag}" if was == RECORDED_DEFAULTS[flag] else f"resume with --{flag} {was}"
+            raise ConfigError(f"--{flag} {asked}: study {name!r} at {study_dir} was created with --{flag} {was}; {fix}")
     recorded = recorded_objectives(study_dir, name, optuna_url)
     if recorded is None:
         return
@@ -258,7 +282,7 @@ def preflight_study(family: str, args: Any, *, data: str, budget: Mapping[str, i
     storage needs ``--optuna-storage`` and a tracking URI; Optuna and MLflow never share one:
     ``raysys.tune.spec.check_databases``), ``--fix`` keys and values (against the family's config,
     ``TrainConfig`` and the search space), the store, the model on the store's modalities, the
-    batch, and ``--resume`` (the study exists and keeps its objectives)."""
+    batch, and ``--resume`` (the study exists and keeps its objectives, search and scheduler)."""
     from raysys.tune.spec import check_databases
     from raysys.tune.study_dir import StudyDir
 
@@ -281,7 +305,8 @@ def preflight_study(family: str, args: Any, *, data: str, budget: Mapping[str, i
         flag = "--batch-size" if args.batch_size is not None else f"--batch-size (preset {args.preset}'s budget)"
         check_batch_fits(store, fold, budget["batch_size"], flag, modalities, complete)
     if args.resume:
-        check_resume(StudyDir(storage).child(name), name, objectives, args.optuna_storage)
+        check_resume(StudyDir(storage).child(name), name, objectives, args.optuna_storage,
+                     search=args.search, scheduler=args.scheduler)
 
 
 def _study_dir(study_dir: Any) -> Any:

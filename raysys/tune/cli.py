@@ -18,7 +18,7 @@ from typing import Any, Sequence
 from raysys.config import ConfigError, parse_overrides
 from raysys.train import ScalingSpec, TrackingSpec, TrainConfig
 from raysys.urls import absolute_url, local_path
-from raysys.tune.spec import STUDY_EXPERIMENT
+from raysys.tune.spec import SCHEDULERS, SEARCHES, STUDY_EXPERIMENT
 
 DEMO_SUBJECTS = 24  # 4 folds: 12 train, 6 val, 6 test subjects (batches need distinct subjects)
 
@@ -34,13 +34,19 @@ def project_root() -> Path:
 def build_parser(family: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=f"tune_{family}.py",
-        description=f"Hyperparameter study of the {family} family: Ray Tune + Optuna TPE + ASHA, tracked in MLflow.",
+        description=f"Hyperparameter study of the {family} family: Ray Tune + Optuna (TPE or random search) + ASHA "
+                    "(or no early stopping), tracked in MLflow.",
     )
     p.add_argument("--data", default=None, help="Zarr store; default: the embedded phantom, generated and converted if missing")
     p.add_argument("--trials", type=int, default=4, help="trials in the study (default 4)")
     p.add_argument("--max-epochs", type=int, default=None,
                    help=f"epochs of a trial that is never stopped early (train.epochs = ASHA max_t); default: the preset's budget, else {STUDY_EPOCHS}")
     p.add_argument("--grace-epochs", type=int, default=1, help="epochs every trial runs before ASHA may stop it")
+    p.add_argument("--search", choices=SEARCHES, default="tpe",
+                   help="sampler over the family's search space: tpe (Optuna TPESampler, default) or random "
+                        "(Optuna RandomSampler: the random-search baseline); both evaluate the paper's/preset's values first")
+    p.add_argument("--scheduler", choices=SCHEDULERS, default="asha",
+                   help="early stopping: asha (default) or none (FIFO: every trial trains --max-epochs epochs)")
     p.add_argument("--workers-per-trial", type=int, default=1, help="Ray Train workers per trial (DDP)")
     p.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per Train worker (0 = CPU, gloo)")
     p.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs reserved per Train worker")
@@ -58,7 +64,7 @@ def build_parser(family: str) -> argparse.ArgumentParser:
     p.add_argument("--experiment", default=None, help=f"MLflow experiment (default {STUDY_EXPERIMENT})")
     p.add_argument("--fix", action="append", default=[], metavar="KEY=VALUE",
                    help="pin a search-space parameter (repeatable), e.g. --fix regulariser=sim --fix train.batch_size=4")
-    p.add_argument("--seed", type=int, default=0, help="seed of the TPE sampler and of every trial's training")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler and of every trial's training")
     p.add_argument("--preset", default="tiny", help="model preset: tiny | cpu | paper (cpu: sized for a 2-core machine, with its own budget)")
     p.add_argument("--batch-size", type=int, default=None, help=f"slices per worker per step (default: the preset's budget, else {TrainConfig.batch_size})")
     p.add_argument("--fold", type=int, default=0, help="cross-validation fold (validation = fold + 1)")
@@ -193,6 +199,7 @@ def main(family: str, argv: Sequence[str] | None = None) -> int:
             trials=args.trials, grace_epochs=min(args.grace_epochs, budget["epochs"]),
             concurrency=args.concurrency or default_concurrency(args), fixed=fixed,
             register=not args.no_register, objectives=parse_objectives(args.objectives),
+            search=args.search, scheduler=args.scheduler,
         )
         outcome = run_study(spec, resume=args.resume)
     except (StudyError, ValueError, ConfigError) as err:

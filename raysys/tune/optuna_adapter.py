@@ -3,9 +3,20 @@
 The database is any SQLAlchemy URL (``StudySpec.optuna_url``): by default a sqlite file in the
 study dir, on a cluster whose study dir is on object storage a database server's (never MLflow's).
 
+Search (``StudySpec.search``): "tpe" or "random" is only the Optuna sampler behind the same
+``OptunaSearch`` over the same define-by-run space (``search_spaces/<family>.py``). Tune's own
+random search (``BasicVariantGenerator``) would need the space rewritten as a ``param_space``
+dict, with the conditional parameters (e.g. the KL warm-up that exists only for L >= 3) as
+``sample_from`` lambdas: a second definition to keep in step. With Optuna's ``RandomSampler``
+the space is written once, random trials land in the same Optuna study (first points, ``--fix``,
+``--resume``, the Pareto front and the orphan marking work alike) and the comparison with TPE
+changes the sampler and nothing else. Note: a seeded TPE samples its first
+``TPE_STARTUP_TRIALS`` trials (first points included) with ``RandomSampler(seed)`` itself, so
+in a study of up to that many trials TPE and random search draw the same configurations.
+
 Every use of a private Optuna or ``OptunaSearch`` attribute in raysys is in this file
-(``OptunaSearch._ot_trials``, ``FrozenTrial._trial_id``), so an upgrade that renames one
-touches one module.
+(``OptunaSearch._ot_trials``, ``OptunaSearch._sampler``, ``FrozenTrial._trial_id``), so an
+upgrade that renames one touches one module.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 TUNE_TRIAL_ATTR = "raysys.tune_trial_id"  # user attr of each Optuna trial: its Tune trial id
 ORPHANED_ATTR = "raysys.orphaned"
+TPE_STARTUP_TRIALS = 10  # TPE's random start-up trials: Optuna's default n_startup_trials, spelled out
 
 
 def optuna_storage(url: str) -> optuna.storages.RDBStorage:
@@ -43,6 +55,20 @@ class TaggedOptunaSearch(OptunaSearch):
             ot_trial.set_user_attr(TUNE_TRIAL_ATTR, trial_id)
         return params
 
+    @property
+    def sampler(self) -> optuna.samplers.BaseSampler:
+        """The Optuna sampler this searcher asks (``make_sampler``'s)."""
+        return self._sampler
+
+
+def make_sampler(search: str, seed: int) -> optuna.samplers.BaseSampler:
+    """The seeded Optuna sampler of ``StudySpec.search``: "tpe" -> ``TPESampler``, "random" -> ``RandomSampler``."""
+    if search == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=TPE_STARTUP_TRIALS)
+    if search == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise ValueError(f"unknown search {search!r}; known: tpe, random")
+
 
 def make_searcher(
     space: Callable[[optuna.Trial], Mapping[str, Any] | None],
@@ -52,11 +78,13 @@ def make_searcher(
     seed: int,
     study_name: str,
     storage_url: str,
+    search: str = "tpe",
 ) -> TaggedOptunaSearch:
-    """A seeded TPE searcher over the define-by-run ``space``, storing its study in the database ``storage_url``.
+    """A seeded searcher (``make_sampler(search, seed)``) over the define-by-run ``space``, storing
+    its study in the database ``storage_url``; ``first_points`` are evaluated first whatever the sampler.
 
     Several ``objectives`` ([(metric, mode)], primary first) give metric/mode LISTS, so the Optuna
-    study gets one direction per objective (TPE is multi-objective); one gives a plain study.
+    study gets one direction per objective (TPE and random search handle several); one gives a plain study.
     """
     multi = len(objectives) > 1
     return TaggedOptunaSearch(
@@ -64,7 +92,7 @@ def make_searcher(
         metric=[name for name, _ in objectives] if multi else objectives[0][0],
         mode=[mode for _, mode in objectives] if multi else objectives[0][1],
         points_to_evaluate=first_points or None,
-        sampler=optuna.samplers.TPESampler(seed=seed),
+        sampler=make_sampler(search, seed),
         study_name=study_name,
         storage=optuna_storage(storage_url),
     )

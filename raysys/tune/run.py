@@ -1,4 +1,4 @@
-"""Running a study: Tune over the trial driver, Optuna TPE, ASHA, an MLflow parent run, the registry.
+"""Running a study: Tune over the trial driver, Optuna (TPE or random), ASHA (or none), an MLflow parent run, the registry.
 
 Layout of a study ``<storage>/<name>/`` (an absolute shared path or an fsspec URL such as
 ``s3://bucket/studies``; any node of the cluster must reach it; ``study_dir.StudyDir``):
@@ -8,7 +8,9 @@ Layout of a study ``<storage>/<name>/`` (an absolute shared path or an fsspec UR
                                                      (required when the study dir is remote; never
                                                      MLflow's database)
     study.json                                       the MLflow parent run id (so ``--resume``
-                                                     keeps logging under the same parent)
+                                                     keeps logging under the same parent), the
+                                                     objectives, search and scheduler (which
+                                                     ``--resume`` must not change)
     train/<trial id>/                                each trial's Ray Train run (checkpoints)
     pareto_front.json                                multi-objective studies only: the Pareto
                                                      trials (Optuna ``study.best_trials``)
@@ -36,7 +38,7 @@ from typing import Any, Callable, Iterator
 
 import ray
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter
 
 from raysys.config import ConfigError, from_flat, split_flat, to_flat
@@ -45,7 +47,8 @@ from raysys.tracking import resolve_tracking_uri
 from raysys.urls import local_path
 from raysys.train import TrainConfig
 from raysys.tune import study_tracking
-from raysys.tune.optuna_adapter import make_searcher, mark_orphaned_trials, pareto_front, study_exists
+from raysys.tune.optuna_adapter import (TaggedOptunaSearch, make_sampler, make_searcher, mark_orphaned_trials, pareto_front,
+                                        study_exists)
 from raysys.tune.results import PARETO_FILE, StudyOutcome, completed, summarise, trial_statuses
 from raysys.tune.space import FixedSpace, load_space
 from raysys.tune.spec import StudyError, StudySpec, check_databases
@@ -86,6 +89,7 @@ def run_study(spec: StudySpec, *, resume: bool = False, trainable: Callable | No
     experiment = spec.tracking.experiment
 
     if resume:
+        check_resume_matches(spec)
         parent_run_id = json.loads(study_dir.read_text(STUDY_FILE))["parent_run_id"]
         study_tracking.reopen_parent_run(tracking_uri, parent_run_id)
     else:
@@ -95,9 +99,11 @@ def run_study(spec: StudySpec, *, resume: bool = False, trainable: Callable | No
             tags={**spec.tracking.tags, TAG_STUDY: spec.name, TAG_FAMILY: spec.train.family, TAG_STORE: data_id},
             space_text=_space_description(spec.train.family) if trainable is None else "",
         )
-        # The objectives too: a later --resume must ask for the same ones (raysys.preflight.check_resume).
+        # The objectives, search and scheduler too: a later --resume must ask for the same ones
+        # (raysys.preflight.check_resume); Tuner.restore would silently keep the saved searcher and scheduler.
         study_dir.write_text(STUDY_FILE, json.dumps({"parent_run_id": parent_run_id, "tracking_uri": tracking_uri,
-                                                        "objectives": [list(o) for o in spec.objective_specs]}))
+                                                        "objectives": [list(o) for o in spec.objective_specs],
+                                                        "search": spec.search, "scheduler": spec.scheduler}))
 
     try:
         with sigterm_as_interrupt():
@@ -167,6 +173,18 @@ def _tune(spec: StudySpec, resume: bool, trainable: Callable | None, tracking_ur
     return outcome
 
 
+def check_resume_matches(spec: StudySpec) -> None:
+    """A resumed study keeps the objectives, search and scheduler it was created with (the
+    check ``jobs/tune_*.py --resume`` runs before Ray starts, also for callers of ``run_study``)."""
+    from raysys.preflight import check_resume
+
+    try:
+        check_resume(spec.study_dir, spec.name, spec.objective_specs, spec.optuna_storage,
+                     search=spec.search, scheduler=spec.scheduler)
+    except ConfigError as err:
+        raise StudyError(str(err)) from None
+
+
 def _stop(spec: StudySpec, tracking_uri: str, parent_run_id: str, status: str, reason: str) -> None:
     """The driver stops before the study finished: end the open child runs and the parent run."""
     study_tracking.kill_trial_runs(tracking_uri, spec.tracking.experiment, parent_run_id, reason)
@@ -210,34 +228,36 @@ def study_params(spec: StudySpec, data_id: str) -> dict[str, Any]:
         "name": spec.name, "storage": spec.storage, "trials": spec.trials, "grace_epochs": spec.grace_epochs,
         "concurrency": spec.concurrency, "register": spec.register, "mode": spec.objective_mode,
         "objective": spec.objective_name, "objectives": spec.objectives_text(),
-        "sampler": f"optuna.TPESampler(seed={spec.train.seed}), paper points first",
-        "scheduler": f"ASHA(time_attr=training_iteration, grace_period={spec.grace_epochs}, "
-                     f"max_t={spec.train.epochs}, reduction_factor=2)",
+        "search": spec.search, "scheduler": spec.scheduler,
+        "sampler": f"optuna.{type(make_sampler(spec.search, spec.train.seed)).__name__}(seed={spec.train.seed}), "
+                   "the paper's (or the preset's) values first",
+        "early_stopping": _early_stopping_text(spec),
         **{f"fixed.{k}": v for k, v in spec.fixed.items()},
     }
     params.update({f"{STUDY_KEY}{k}": v for k, v in study_only.items()})
     return params
 
 
-def build_tuner(spec: StudySpec, trainable: Any, reuse_actors: bool = False) -> tune.Tuner:
+def make_study_searcher(spec: StudySpec) -> TaggedOptunaSearch:
+    """The study's ``OptunaSearch``: the family's define-by-run space with ``--fix`` applied, the
+    paper's (or the preset's) values first, ``spec.search``'s seeded sampler, the study's database."""
     space, paper_points = load_space(spec.train.family, max_levels=_max_levels(spec), epochs=spec.train.epochs,
                                      preset=spec.train.preset)
     fixed_space = FixedSpace(space, spec.fixed)
-    searcher = make_searcher(
+    return make_searcher(
         fixed_space, spec.objective_specs, first_points=fixed_space.points(paper_points)[: spec.trials],
-        seed=spec.train.seed, study_name=spec.name, storage_url=spec.optuna_url,
+        seed=spec.train.seed, study_name=spec.name, storage_url=spec.optuna_url, search=spec.search,
     )
-    mode = spec.objective_mode
-    scheduler = ASHAScheduler(
-        time_attr="training_iteration", max_t=spec.train.epochs, grace_period=spec.grace_epochs, reduction_factor=2
-    )
+
+
+def build_tuner(spec: StudySpec, trainable: Any, reuse_actors: bool = False) -> tune.Tuner:
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
             metric=OBJECTIVE,
-            mode=mode,
-            search_alg=ConcurrencyLimiter(searcher, max_concurrent=spec.concurrency),
-            scheduler=scheduler,
+            mode=spec.objective_mode,
+            search_alg=ConcurrencyLimiter(make_study_searcher(spec), max_concurrent=spec.concurrency),
+            scheduler=make_scheduler(spec),
             num_samples=spec.trials,
             # Trials that train in their own process reuse the actor for the next trial: imports
             # and the preloaded store stay warm. (A TorchTrainer's thread outlives Tune's 2 s
@@ -252,6 +272,25 @@ def build_tuner(spec: StudySpec, trainable: Any, reuse_actors: bool = False) -> 
             verbose=1,
         ),
     )
+
+
+ASHA_REDUCTION_FACTOR = 2
+
+
+def make_scheduler(spec: StudySpec) -> TrialScheduler:
+    """``spec.scheduler``: "asha" -> ASHA on the epochs (``grace_epochs`` .. ``train.epochs``, halving);
+    "none" -> FIFO: no early stopping, every trial trains ``train.epochs`` epochs."""
+    if spec.scheduler == "none":
+        return FIFOScheduler()
+    return ASHAScheduler(time_attr="training_iteration", max_t=spec.train.epochs, grace_period=spec.grace_epochs,
+                         reduction_factor=ASHA_REDUCTION_FACTOR)
+
+
+def _early_stopping_text(spec: StudySpec) -> str:
+    if spec.scheduler == "none":
+        return f"none (FIFO: every trial trains train.epochs={spec.train.epochs} epochs)"
+    return (f"ASHA(time_attr=training_iteration, grace_period={spec.grace_epochs}, max_t={spec.train.epochs}, "
+            f"reduction_factor={ASHA_REDUCTION_FACTOR})")
 
 
 def driver_resources() -> dict[str, float]:

@@ -3,8 +3,10 @@
 ``StudySpec`` composes the training run's own configs (``TrainConfig``, ``ScalingSpec``,
 ``TrackingSpec``: their defaults and validation are the only ones) and adds the fields only a
 study has. ``train.epochs`` is ASHA's ``max_t`` (a trial never stopped early trains that long),
-``scaling.workers`` the Ray Train workers of each trial, ``train.seed`` seeds the TPE sampler
-and every trial's training.
+``scaling.workers`` the Ray Train workers of each trial, ``train.seed`` seeds the sampler and
+every trial's training. ``search`` picks the Optuna sampler over the one define-by-run space
+(TPE, or random search as a baseline) and ``scheduler`` the early stopping (ASHA, or none: every
+trial trains ``train.epochs`` epochs).
 
 Experiment names, one rule: a study records into ``STUDY_EXPERIMENT`` ("raysys-studies") and a
 single training run into ``TrackingSpec``'s default ("raysys"), whatever the entry point.
@@ -23,6 +25,10 @@ from raysys.tune.study_dir import StudyDir
 
 STUDY_EXPERIMENT = "raysys-studies"
 OPTUNA_FILE = "optuna.db"  # the default Optuna database: a sqlite file in a local study dir
+# --search: the Optuna sampler OptunaSearch drives over the family's define-by-run space.
+SEARCHES = ("tpe", "random")
+# --scheduler: "asha" stops poor trials at its rungs; "none" is Tune's FIFO (every trial runs train.epochs).
+SCHEDULERS = ("asha", "none")
 
 
 class StudyError(RuntimeError):
@@ -55,6 +61,8 @@ class StudySpec:
     # The Optuna study's database (any SQLAlchemy URL: sqlite:///..., postgresql://...); None =
     # sqlite:///<study dir>/optuna.db, which needs a local study dir. Never MLflow's database.
     optuna_storage: str | None = None
+    search: str = "tpe"  # one of SEARCHES; fixed for the study's life (--resume refuses a change)
+    scheduler: str = "asha"  # one of SCHEDULERS; likewise
 
     def __post_init__(self) -> None:
         if not isinstance(self.train, TrainConfig):
@@ -73,6 +81,10 @@ class StudySpec:
             raise ConfigError("study.storage must be a directory path or an fsspec URL (s3://bucket/studies), got ''")
         if self.optuna_storage is not None and "://" not in self.optuna_storage:
             raise ConfigError(f"study.optuna_storage must be a database URL (sqlite:///..., postgresql://...), got {self.optuna_storage!r}")
+        if self.search not in SEARCHES:
+            raise ConfigError(f"study.search must be one of {list(SEARCHES)}, got {self.search!r}")
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError(f"study.scheduler must be one of {list(SCHEDULERS)}, got {self.scheduler!r}")
         if self.mode not in (None, "max", "min"):
             raise ConfigError(f"study.mode must be 'max' or 'min', got {self.mode!r}")
         if isinstance(self.objectives, str):

@@ -218,6 +218,24 @@ def test_resume_without_recorded_names_compares_optuna_directions(tmp_path):
         check_resume(study_dir, "s", [("objective", "max"), ("val/disentanglement", "max")])
 
 
+def test_resume_refuses_a_changed_search_or_scheduler(tmp_path):
+    saved = {"parent_run_id": "r", "objectives": [["objective", "max"]], "search": "random", "scheduler": "none"}
+    study_dir = resumable_study(tmp_path, ["maximize"], saved)
+    check_resume(study_dir, "s", [("objective", "max")], search="random", scheduler="none")
+    with pytest.raises(ConfigError, match=r"^--search tpe: study 's' at .* was created with --search random; "
+                                          r"resume with --search random$"):
+        check_resume(study_dir, "s", [("objective", "max")], scheduler="none")
+    with pytest.raises(ConfigError, match=r"^--scheduler asha: .* created with --scheduler none; resume with --scheduler none$"):
+        check_resume(study_dir, "s", [("objective", "max")], search="random")
+
+
+def test_a_study_json_without_the_choices_was_a_tpe_asha_study(tmp_path):
+    study_dir = resumable_study(tmp_path, ["maximize"], {"parent_run_id": "r", "objectives": [["objective", "max"]]})
+    check_resume(study_dir, "s", [("objective", "max")])
+    with pytest.raises(ConfigError, match=r"^--search random: .* created with --search tpe; resume without --search$"):
+        check_resume(study_dir, "s", [("objective", "max")], search="random")
+
+
 def test_resume_needs_a_study(tmp_path):
     with pytest.raises(ConfigError, match=r"^--resume --name nope: no study to resume"):
         check_resume(tmp_path / "nope", "nope", [("objective", "max")])
