@@ -21,7 +21,7 @@ from .conftest import BUCKET, NODE_IP, ROOT_DIR, RayNodes, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-EPOCHS = 4
+EPOCHS = 12  # ~1.5 s each: long enough that the node is lost while the run still trains
 RUN_NAME = "s3-two-nodes"
 
 
@@ -65,11 +65,11 @@ def test_training_survives_the_loss_of_a_node_with_only_s3_shared(aws, s3_store,
 
         # The node is lost once the run has a checkpoint on S3 and is still training.
         try:
-            wait_until(lambda: "checkpoint_epoch=000001" in checkpoints(storage) or "failed" in job("status"),
+            wait_until(lambda: bool(checkpoints(storage)) or "failed" in job("status"),
                        400, "the first checkpoint on S3", poll=2)
         except TimeoutError as error:
             raise AssertionError(f"{error}; job log:\n{job('logs')[-5000:]}") from None
-        assert "checkpoint_epoch=000001" in checkpoints(storage), job("logs")[-5000:]
+        assert checkpoints(storage), job("logs")[-5000:]   # Ray keeps the best and the latest, not epoch 1 itself
         assert "checkpoint_epoch=%06d" % EPOCHS not in checkpoints(storage)
         nodes.kill_raylet(second)
         nodes.add_node(num_cpus=1, name="second")
@@ -80,7 +80,7 @@ def test_training_survives_the_loss_of_a_node_with_only_s3_shared(aws, s3_store,
         resumed = [int(e) for e in re.findall(rf"run {RUN_NAME} resumed after epoch (\d+)", logs)]
         assert resumed and 1 <= resumed[0] < EPOCHS, logs[-4000:]
 
-        # Resumed, not restarted: every epoch's checkpoint is on S3, one MLflow run, epochs 1..N.
+        # Resumed, not restarted: the last epoch's checkpoint is on S3, one MLflow run, epochs 1..N.
         assert checkpoints(storage)[-1] == "checkpoint_epoch=%06d" % EPOCHS
         run = the_one_run(mlflow_s3)
 

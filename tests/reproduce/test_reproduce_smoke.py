@@ -107,7 +107,10 @@ def test_smoke_mlflow_parent_children_and_params(smoke_runs, tiny_store):
             assert child.info.status == "FINISHED"
             for key in PARAMS_OF[name]:  # the studies' names, the row's values
                 assert child.data.params[key] == str(run.flat[key])
-            assert child.data.params["train.epochs"] == "1" and "test/ssim_synthesis_mean" in child.data.metrics
+            assert child.data.params["train.epochs"] == "1"
+            scored = [k for k in child.data.metrics if k.startswith("test/")]
+            # a two-modality MHVAE row has synthesis cells only where a test subject has both
+            assert scored and ("test/ssim_synthesis_mean" in scored or run.flat.get("train.modalities")), (child.data.tags, scored)
             assert {a.path for a in client.list_artifacts(child.info.run_id, "evaluation")} >= {
                 "evaluation/per_subject.csv", "evaluation/summary.json"}
 
