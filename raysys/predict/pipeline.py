@@ -53,6 +53,12 @@ class PredictionReport:
     def written(self) -> int:
         return sum(bool(r["synthesised"]) for r in self.rows)
 
+    def summary(self, what: str = "files") -> str:
+        """The line a command prints at the end, e.g. ``wrote 6 files for 4 subjects into OUT; ...``."""
+        subjects = len({r["subject"] for r in self.rows})
+        return (f"wrote {self.written} {what} for {subjects} subjects into {self.out}; manifest "
+                f"{os.path.join(self.out, MANIFEST)}; {len(self.errors)} subject(s) failed")
+
 
 def output_path(out_dir: str, subject: str, name: str) -> tuple[str, str]:
     """(absolute path, path relative to OUT) of ``<subject>/<subject>_<name>.nii.gz``."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from raysys.config import ConfigError
+from raysys.machine import machine_name
 from raysys.reproduce.experiments import BUDGETS, EXPERIMENTS
 
 EXPERIMENT_NAME = "raysys-reproduce"  # the MLflow experiment of the parent and child runs
@@ -36,12 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-worker", type=float, default=1.0)
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray (default: all)")
     return p
-
-
-def machine_name() -> str:
-    from raysys.segment.cli import machine_name as name
-
-    return name()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 from raysys.config import ConfigError
+from raysys.machine import machine_name
 from raysys.segment.predict_cli import PREDICT_FLAG
 from raysys.segment.predict_cli import main as predict_main
 from raysys.segment.variants import MODES, UPSTREAM_FLAG, Variant, variants
@@ -38,16 +38,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="directory for dice.csv and table.md")
     p.epilog = "Segment new NIfTI subjects with a registered segmenter: segment.py --predict DIR [--model URI] --out DIR (see --predict DIR --help)."
     return p
-
-
-def machine_name() -> str:
-    """Where the table was computed: host, CPU count and accelerator (the report names the machine)."""
-    import os
-
-    import torch
-
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{platform.node()}, {os.cpu_count()} CPUs ({platform.machine()}), {device}"
 
 
 def _upstream_uri(args: argparse.Namespace, mode: str) -> str:

@@ -9,7 +9,6 @@ some subjects failed (the others are written).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Sequence
 
@@ -40,6 +39,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PredictError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {report.written} segmentations into {report.out}; manifest {os.path.join(report.out, 'manifest.csv')}; "
-          f"{len(report.errors)} subject(s) failed")
+    print(report.summary("segmentations"))
     return report.exit_code

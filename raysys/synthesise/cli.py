@@ -12,7 +12,6 @@ model/input/flag (nothing written), 1 when some subjects failed (the others are 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from raysys.predict.cli_flags import add_cohort_flags
@@ -44,6 +43,5 @@ def main(argv=None) -> int:
     except PredictError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {report.written} files for {len({r['subject'] for r in report.rows})} subjects into {report.out}; "
-          f"manifest {os.path.join(report.out, 'manifest.csv')}; {len(report.errors)} subject(s) failed")
+    print(report.summary())
     return report.exit_code
