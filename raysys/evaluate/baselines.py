@@ -10,6 +10,9 @@
   the mean SSIM of copying them onto the target over the training split's brain slices; a
   cell uses the best-ranked source among its inputs, never the target itself (copying the
   target onto itself is trivially perfect), and has no copy row when no other input exists.
+  When the model reads raw images (``train.inputs=raw``), the copy is of what the model sees:
+  the raw input, and the target's own raw image is a candidate too (identity harmonisation,
+  the trivial answer to "raw -> normalised"), ranked like the others.
 
 Every baseline has ``name`` and ``predict(subject, rows, inputs, targets) -> {target: [n, H, W]}``
 (a target missing from the dict = the baseline does not apply to that cell).
@@ -87,34 +90,37 @@ class MeanBaseline:
 
 
 class CopyBaseline:
-    """``ranking[target]``: source modalities, best first (mean train SSIM of the copy)."""
+    """``ranking[target]``: source modalities, best first (mean train SSIM of the copy);
+    ``raw``: sources are raw images and the target's own raw image is one of them."""
 
     name = COPY
 
-    def __init__(self, ranking: Mapping[str, Sequence[str]], modalities: Sequence[str]):
+    def __init__(self, ranking: Mapping[str, Sequence[str]], modalities: Sequence[str], raw: bool = False):
         self.ranking = {t: list(r) for t, r in ranking.items()}
         self.modalities = list(modalities)
+        self.raw = bool(raw)
 
     @classmethod
-    def fit(cls, store: Store, subjects: Sequence[int], max_slices: int = 0) -> "CopyBaseline":
-        """Rank sources per target by mean SSIM over the brain slices of the training ``subjects``."""
+    def fit(cls, store: Store, subjects: Sequence[int], max_slices: int = 0, raw: bool = False) -> "CopyBaseline":
+        """Rank sources per target by mean SSIM over the brain slices of the training ``subjects``
+        (``raw``: of copying the raw source, the target's own raw image included)."""
         modalities = store.modalities
         scores: dict[tuple[str, str], list[np.ndarray]] = {}
         for s in subjects:
-            subject = read_subject(store, int(s), context=1, max_slices=max_slices)
+            subject = read_subject(store, int(s), context=1, max_slices=max_slices, raw=raw)
             have = [j for j, m in enumerate(modalities) if subject.available[m]]
             for target in have:
                 for source in have:
-                    if source != target:
-                        _, ssim = score_slices(subject.centre(source), subject.centre(target), subject.mask,
+                    if raw or source != target:
+                        _, ssim = score_slices(subject.centre(source, raw), subject.centre(target), subject.mask,
                                                store.value_range)
                         scores.setdefault((modalities[source], modalities[target]), []).append(ssim)
         means = {pair: float(np.mean(np.concatenate(v))) for pair, v in scores.items()}
-        return cls(rank_sources(means, modalities), modalities)
+        return cls(rank_sources(means, modalities, include_target=raw), modalities, raw)
 
     def source(self, inputs: Sequence[str], target: str) -> str | None:
-        """The copy source for a cell: best-ranked input other than the target (None: no copy)."""
-        candidates = [m for m in inputs if m != target]
+        """The copy source for a cell: the best-ranked input (never the target itself unless raw; None: no copy)."""
+        candidates = [m for m in inputs if self.raw or m != target]
         ranked = [m for m in self.ranking.get(target, []) if m in candidates]
         unranked = [m for m in self.modalities if m in candidates and m not in ranked]  # no train pair: last
         order = ranked + unranked
@@ -130,15 +136,16 @@ class CopyBaseline:
         for t in targets:
             source = self.source(inputs, t)
             if source is not None:
-                out[t] = subject.centre(self.modalities.index(source))[rows]
+                out[t] = subject.centre(self.modalities.index(source), self.raw)[rows]
         return out
 
 
-def rank_sources(mean_ssim: Mapping[tuple[str, str], float], modalities: Sequence[str]) -> dict[str, list[str]]:
+def rank_sources(mean_ssim: Mapping[tuple[str, str], float], modalities: Sequence[str],
+                 include_target: bool = False) -> dict[str, list[str]]:
     """``{target: [source, ...]}`` best first from ``{(source, target): mean SSIM}`` (ties: store order)."""
     ranking: dict[str, list[str]] = {}
     for target in modalities:
-        pairs = [(s, v) for (s, t), v in mean_ssim.items() if t == target and s != target]
+        pairs = [(s, v) for (s, t), v in mean_ssim.items() if t == target and (include_target or s != target)]
         pairs.sort(key=lambda sv: (-sv[1], list(modalities).index(sv[0])))
         ranking[target] = [s for s, _ in pairs]
     return ranking

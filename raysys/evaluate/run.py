@@ -186,15 +186,15 @@ def evaluate(model_uri: str, data: str, split: str = "test", fold: int = 0, out:
     family, modalities = models[0].family, scored_modalities(models, store)
     train = store.split_subjects("train", fold)
     log(f"baselines from {len(train)} training subjects; evaluating {len(split_names)} {split} subjects")
-    copy = CopyBaseline.fit(store, train, max_slices_per_subject)
-    mean = MeanBaseline.fit(store, train)
-    methods: list[Any] = [*models, ZerosBaseline(), mean, copy]
-    cells = family_cells(family, modalities)
-    context = max(m.context for m in models)
     raw = any(m.raw_inputs for m in models)
     if raw and not store.has_raw:
         uri = next(m.uri for m in models if m.raw_inputs)
         raise EvaluationError(f"model {uri} was trained on raw inputs; store {store.url} has no raw images (--keep-raw)")
+    copy = CopyBaseline.fit(store, train, max_slices_per_subject, raw=raw)
+    mean = MeanBaseline.fit(store, train)
+    methods: list[Any] = [*models, ZerosBaseline(), mean, copy]
+    cells = family_cells(family, modalities)
+    context = max(m.context for m in models)
 
     per_subject: list[dict[str, Any]] = []
     reps: dict[str, list[dict[str, np.ndarray]]] = {m.name: [] for m in models if family == "disentangle"}
@@ -233,7 +233,7 @@ def evaluate(model_uri: str, data: str, split: str = "test", fold: int = 0, out:
         store_id=store.store_id, data=store.url, n_subjects=len({r["subject"] for r in per_subject}),
         n_cells=len(evaluated), left_out=left_out, temperature=models[0].temperature if family == "mmhvae" else None,
         seed=seed, max_slices_per_subject=max_slices_per_subject,
-        copy_ranking=copy.ranking, mean_baseline_bins=mean.bins,
+        copy_ranking=copy.ranking, copy_inputs="raw" if raw else "normalised", mean_baseline_bins=mean.bins,
         disentanglement={k: _disentanglement_metrics(v, seed, log) for k, v in reps.items()} or None,
     )
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -32,9 +32,12 @@ class SubjectSlices:
     def n(self) -> int:
         return int(self.position.shape[0])
 
-    def centre(self, modality_index: int) -> np.ndarray:
-        """The centre slices of one modality: [Z, H, W]."""
-        return self.images[:, modality_index, self.images.shape[2] // 2]
+    def centre(self, modality_index: int, raw: bool = False) -> np.ndarray:
+        """The centre slices of one modality: [Z, H, W] (``raw``: of the raw images)."""
+        images = self.images if not raw else self.raw
+        if images is None:
+            raise ValueError(f"{self.name}: raw images were not read (read_subject(raw=True))")
+        return images[:, modality_index, images.shape[2] // 2]
 
 
 def evenly_spaced(n: int, k: int) -> np.ndarray:

@@ -173,7 +173,8 @@ def write_report(plan: Plan, scores: Scores, missing: dict[tuple[str, int], str]
         f"the last checkpoint scored); {budget.eval_slices or 'all'} slices per test subject; sized for: {budget.sized_for}.",
         f"- Seeds: {', '.join(map(str, seeds))}; pairs for the tests are test subject x seed.",
         f"- Inputs: {plan.inputs} images ("
-        + ("mmhvae reads the raw images and is scored on the normalised targets: harmonisation as the paper"
+        + ("mmhvae reads the raw images and is scored on the normalised targets: harmonisation as the paper; "
+           "the copy baseline copies the raw input, the target's own raw image included (identity harmonisation)"
            if plan.inputs == "raw" else "the store has no raw images, so a target among the inputs is self-reconstruction")
         + ").",
         f"- Machine: {machine}; wall time {wall_seconds / 60:.1f} min.",

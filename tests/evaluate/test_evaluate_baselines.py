@@ -17,8 +17,10 @@ from raysys.evaluate.slices import SubjectSlices, evenly_spaced
 class ArrayStore:
     """The part of ``raysys.data.Store`` the baselines read, over in-memory volumes."""
 
-    def __init__(self, volumes: dict[str, dict[str, np.ndarray]], masks: dict[str, np.ndarray], store_id: str = "s1"):
+    def __init__(self, volumes: dict[str, dict[str, np.ndarray]], masks: dict[str, np.ndarray], store_id: str = "s1",
+                 raw: dict[str, dict[str, np.ndarray]] | None = None):
         self.subjects = list(volumes)
+        self._raw = raw
         self.modalities = ["a", "b", "c"]
         self.value_range = (-5.0, 5.0)
         self.size = next(iter(masks.values())).shape[1:]
@@ -40,6 +42,9 @@ class ArrayStore:
     def volume(self, s, name):
         s = self.subjects[self.subject_index(s)]
         return self._m[s] if name == "mask" else self._v[s][name]
+
+    def raw_volume(self, s, name):
+        return self._raw[self.subjects[self.subject_index(s)]][name]
 
     def split_subjects(self, split, fold):
         return {"train": np.array([0, 1]), "val": np.array([2])}[split]
@@ -106,6 +111,34 @@ def test_copy_chooses_the_best_training_source_and_never_the_target_itself():
     np.testing.assert_array_equal(pred["a"], vols["s2"]["c"])
     np.testing.assert_array_equal(pred["b"], vols["s2"]["a"])
     assert rank_sources({("x", "t"): 0.5, ("y", "t"): 0.5}, ["t", "y", "x"]) == {"t": ["y", "x"], "x": [], "y": []}
+
+
+def test_copy_of_a_raw_input_model_copies_raw_images_and_may_copy_the_target_itself():
+    """A model reading raw images gets the copy of what it sees: identity harmonisation included."""
+    from raysys.evaluate.slices import read_subject
+
+    rng = np.random.default_rng(3)
+    h = w = 24
+    vols, raws, masks = {}, {}, {}
+    for i in range(3):
+        a = rng.normal(size=(3, h, w)).astype(np.float32)
+        c = rng.normal(size=a.shape).astype(np.float32)
+        vols[f"s{i}"] = {"a": a, "b": a + 0.3 * rng.normal(size=a.shape).astype(np.float32), "c": c}
+        raws[f"s{i}"] = {"a": 0.9 * a + 0.1, "b": rng.normal(size=a.shape).astype(np.float32), "c": 0.5 * c}
+        masks[f"s{i}"] = np.ones((3, h, w), bool)
+    store = ArrayStore(vols, masks, raw=raws)
+    copy = CopyBaseline.fit(store, [0, 1], raw=True)
+    assert copy.raw and copy.ranking["a"][0] == "a"      # raw a is a rescaled a: the best copy of a
+    assert copy.ranking["c"][0] == "c" and set(copy.ranking["b"]) == {"a", "b", "c"}
+    assert copy.source(("a",), "a") == "a"                 # one-input harmonisation has a copy row when raw
+    subject = read_subject(store, 2, raw=True)
+    pred = copy.predict(subject, np.arange(3), ("a", "c"), ["a", "c"])
+    np.testing.assert_array_equal(pred["a"], raws["s2"]["a"])  # the raw image, not the normalised one
+    np.testing.assert_array_equal(pred["c"], raws["s2"]["c"])
+    normalised = CopyBaseline.fit(store, [0, 1])
+    assert not normalised.raw and normalised.source(("a",), "a") is None
+    with pytest.raises(ValueError, match="raw images were not read"):
+        copy.predict(read_subject(store, 2), np.arange(3), ("a",), ["a"])
 
 
 def test_cells_and_subject_cells():

@@ -11,6 +11,7 @@ from raysys.data import open_store
 from raysys.evaluate import evaluate
 from raysys.evaluate.methods import ModelMethod
 from raysys.evaluate.overlap import EvaluationError
+from raysys.evaluate.scoring import score_slices
 from raysys.evaluate.slices import read_subject
 from raysys.models import build_model
 from raysys.registry import load, save_model_dir
@@ -43,5 +44,15 @@ def test_harmonisation_cells_score_raw_inputs_against_normalised_targets(raw_sto
     assert result.summary["inputs"] == {"model": "raw"}
     harmonisation = [r for r in result.per_subject if r["method"] == "model" and r["target"] in r["inputs"].split("+")]
     assert harmonisation and all(np.isfinite(r["psnr"]) for r in harmonisation)
+    assert result.summary["copy_inputs"] == "raw"
+    # one-input harmonisation: the copy row is the raw target itself, scored against the normalised one
+    store = open_store(raw_store)
+    target = store.modalities[0]
+    copy_row = next(r for r in result.per_subject if r["method"] == "baseline:copy" and r["inputs"] == target
+                    and r["target"] == target)
+    subject = read_subject(store, copy_row["subject"], raw=True, max_slices=2)
+    psnr, ssim = score_slices(subject.centre(0, raw=True), subject.centre(0), subject.mask, store.value_range)
+    assert copy_row["psnr"] == pytest.approx(float(np.mean(psnr)), rel=1e-5)
+    assert copy_row["ssim"] == pytest.approx(float(np.mean(ssim)), rel=1e-5)
     with pytest.raises(EvaluationError, match="trained on raw inputs"):
         evaluate(str(raw_model), tiny_store, out=tmp_path / "x", max_slices_per_subject=2)
