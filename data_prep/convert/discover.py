@@ -95,18 +95,19 @@ def _add(cohort: Cohort, origins: dict[str, set[str]], subject: str, modality_na
     files[modality] = path
 
 
-def discover(source: str | Path) -> Cohort:
+def discover(source: str | Path, flag: str = "--input") -> Cohort:
     """Discover a cohort from a folder (searched recursively) or a manifest CSV.
 
     Folder: files ``<subject>_<modality>.nii[.gz]|.mgz``; a subject found in two different
     directories is a duplicate subject. Manifest: columns ``subject,modality,path`` (paths
-    relative to the manifest's folder; more columns are ignored).
+    relative to the manifest's folder; more columns are ignored). ``flag``: the command-line flag
+    that named ``source``, for the error lines.
     """
     source = Path(source)
     cohort = Cohort(subjects={}, problems=[])
     origins: dict[str, set[str]] = {}
     if source.is_file() and source.suffix.lower() == ".csv":
-        _read_manifest(source, cohort, origins)
+        _read_manifest(source, cohort, origins, flag)
     elif source.is_dir():
         for path in sorted(p for p in source.rglob("*") if not p.is_dir()):
             if not path.name.lower().endswith(VOLUME_SUFFIXES):
@@ -122,16 +123,16 @@ def discover(source: str | Path) -> Cohort:
                 cohort.problems.append(Problem(subject, sorted(dirs)[1], f"duplicate subject {subject}: "
                                                                          f"found in {sorted(dirs)}"))
     else:
-        raise ConvertError(f"--input {source}: not a folder or a .csv manifest")
+        raise ConvertError(f"{flag} {source}: not a folder or a .csv manifest")
     return cohort
 
 
-def _read_manifest(manifest: Path, cohort: Cohort, origins: dict[str, set[str]]) -> None:
+def _read_manifest(manifest: Path, cohort: Cohort, origins: dict[str, set[str]], flag: str = "--input") -> None:
     with open(manifest, newline="") as handle:
         reader = csv.DictReader(handle)
         missing = {"subject", "modality", "path"} - set(reader.fieldnames or ())
         if missing:
-            raise ConvertError(f"--input {manifest}: manifest lacks columns {sorted(missing)} "
+            raise ConvertError(f"{flag} {manifest}: manifest lacks columns {sorted(missing)} "
                                f"(needs subject,modality,path)")
         for row in reader:
             path = Path(row["path"])

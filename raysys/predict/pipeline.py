@@ -148,12 +148,13 @@ def gpus_per_actor(actors: int) -> float:
 def run_predictions(model_uri: str, input_dir: str, out_dir: str, predictor: type[Predictor],
                     options: Mapping[str, Any] | None = None, *, tracking_uri: str | None = None,
                     store: str | None = None, address: str | None = None, actors: int = 1,
-                    gpus: float | None = None, num_cpus: int | None = None,
+                    gpus: float | None = None, num_cpus: int | None = None, input_flag: str = "--input",
                     log: Callable[[str], None] = lambda line: None) -> PredictionReport:
     """Run ``predictor`` over every subject of ``input_dir``; write OUT/<subj>/... and OUT/manifest.csv.
 
     ``gpus``: GPUs per actor (None: ``gpus_per_actor``). ``store``: read the preprocessing from
-    this training store instead of the model's record. Raises ``PredictError`` before any work
+    this training store instead of the model's record. ``input_flag``: the command's flag for
+    ``input_dir``, named in its error lines. Raises ``PredictError`` before any work
     for a bad model, input or option; per-subject problems are in the report's ``errors``.
     """
     options = dict(options or {})
@@ -161,11 +162,11 @@ def run_predictions(model_uri: str, input_dir: str, out_dir: str, predictor: typ
         raise PredictError(f"--actors {actors}: must be >= 1")
     out_dir = os.path.abspath(out_dir)
     try:
-        cohort = discover(os.path.abspath(input_dir))
+        cohort = discover(os.path.abspath(input_dir), input_flag)
     except ConvertError as error:
         raise PredictError(str(error)) from error
     if not cohort.subjects:
-        raise PredictError(f"--input {input_dir}: no subject found (expected <subject>/<subject>_<modality>.nii.gz or a manifest.csv)")
+        raise PredictError(f"{input_flag} {input_dir}: no subject found (expected <subject>/<subject>_<modality>.nii.gz or a manifest.csv)")
     tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
     meta, weights = load_model(model_uri, tracking_uri)
     predictor.check(meta, **options)

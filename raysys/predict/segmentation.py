@@ -43,4 +43,5 @@ def predict_segmentations(model_uri: str, input_dir: str, out_dir: str, *, track
     from raysys.predict.pipeline import run_predictions
 
     return run_predictions(model_uri, input_dir, out_dir, SegmentationPredictor, {}, tracking_uri=tracking_uri,
-                           store=store, address=address, actors=actors, gpus=gpus_per_actor, log=log)
+                           store=store, address=address, actors=actors, gpus=gpus_per_actor,
+                           input_flag="--predict", log=log)

@@ -56,3 +56,14 @@ def test_labels_are_written_on_the_subjects_grid(phantom_dir, tmp_path):
     prepared = prepare_subject(subject, files, spec)
     expected = ThresholdSegmenter().segment(prepared.images, np.repeat(prepared.available[None], 12, 0), prepared.position)
     assert np.array_equal(again, expected)
+
+
+def test_a_missing_predict_folder_names_the_predict_flag(tmp_path, capsys):
+    """``jobs/segment.py --predict /missing``: exit 2 and one line naming the flag the user typed."""
+    from raysys.segment.predict_cli import main
+
+    missing = tmp_path / "missing"
+    assert main(["--predict", str(missing), "--model", str(tmp_path / "model"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --predict {missing}: not a folder or a .csv manifest"]
+    assert not (tmp_path / "out").exists()
