@@ -56,6 +56,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from train_common import MACHINE, phantom_store  # noqa: E402
 
+from raysys.tune.spec import ASHA_REDUCTION_FACTOR, TPE_STARTUP_TRIALS  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 FAMILY = "mmhvae"
 METHODS = {"asha+tpe": ("tpe", "asha"), "random": ("random", "none"), "tpe": ("tpe", "none")}
@@ -145,6 +147,7 @@ def run_method(method: str, seed: int, budget: dict[str, Any], data: str, root: 
     spec = StudySpec(train=train, name=f"{method.replace('+', '-')}-seed{seed}", storage=str(root / "studies"),
                      scaling=ScalingSpec(workers=budget["workers_per_trial"]), trials=trials, grace_epochs=GRACE_EPOCHS,
                      concurrency=concurrency, register=False, search=search, scheduler=scheduler,
+                     reduction_factor=budget["reduction_factor"], tpe_startup_trials=budget["tpe_startup_trials"],
                      tracking=TrackingSpec(tracking_uri=f"sqlite:///{root / 'mlflow.db'}", experiment="hpo-efficiency"))
     start = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):  # Tune's progress tables: stdout is the JSON
@@ -236,7 +239,8 @@ def resolve_budget(args: argparse.Namespace) -> dict[str, Any]:
         if getattr(args, key) is not None:
             budget[key] = getattr(args, key)
     budget["workers_per_trial"] = args.workers_per_trial
-    expected = expected_asha_epochs(budget["epochs"], GRACE_EPOCHS)
+    budget["reduction_factor"], budget["tpe_startup_trials"] = args.reduction_factor, args.tpe_startup_trials
+    expected = expected_asha_epochs(budget["epochs"], GRACE_EPOCHS, args.reduction_factor)
     budget["asha_trials"] = args.asha_trials or math.ceil(budget["trials"] * budget["epochs"] / expected)
     budget["expected_asha_epochs_per_trial"] = round(expected, 3)
     return budget
@@ -253,6 +257,10 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--max-steps-per-epoch", type=int, default=None)
     p.add_argument("--max-val-steps", type=int, default=None)
+    p.add_argument("--reduction-factor", type=int, default=ASHA_REDUCTION_FACTOR,
+                   help="ASHA's eta for asha+tpe (jobs/tune_*.py --reduction-factor; default the studies')")
+    p.add_argument("--tpe-startup-trials", type=int, default=TPE_STARTUP_TRIALS,
+                   help="TPE's random start-up trials for asha+tpe and tpe (default the studies')")
     p.add_argument("--workers-per-trial", type=int, default=1, help="Train workers per trial (1: in the trial process)")
     p.add_argument("--concurrency", type=int, default=1,
                    help="trials at once (1: the curve is the serial order; more: trial-epochs in report order, "

@@ -217,36 +217,42 @@ def recorded_objectives(study_dir: StudyDir | str | Path, name: str, optuna_url:
 
 
 # What a study.json written before --search / --scheduler existed means: the only choices there were.
-RECORDED_DEFAULTS = {"search": "tpe", "scheduler": "asha"}
+# The study choices' defaults (raysys.tune.spec, not imported here: it loads Ray Tune; a test keeps them equal).
+RECORDED_DEFAULTS = {"search": "tpe", "scheduler": "asha", "reduction_factor": 2, "tpe_startup_trials": 10}
 
 
 def recorded_choices(study_dir: StudyDir | str | Path) -> dict[str, str] | None:
-    """{"search": ..., "scheduler": ...} a study was created with (``study.json``; a study.json
-    without them predates the flags: tpe and asha); None when there is no study.json."""
+    """{"search": ..., "scheduler": ..., "reduction_factor": ..., "tpe_startup_trials": ...} a study
+    was created with (``study.json``; one without them predates the flags: ``RECORDED_DEFAULTS``);
+    None when there is no study.json."""
     from raysys.tune.run import STUDY_FILE
 
     study_dir = _study_dir(study_dir)
     if not study_dir.exists(STUDY_FILE):
         return None
     saved = json.loads(study_dir.read_text(STUDY_FILE))
-    return {key: str(saved.get(key) or default) for key, default in RECORDED_DEFAULTS.items()}
+    return {key: type(default)(saved.get(key) or default) for key, default in RECORDED_DEFAULTS.items()}
 
 
 def check_resume(study_dir: StudyDir | str | Path, name: str, objectives: Sequence[tuple[str, str]],
-                 optuna_url: str | None = None, *, search: str = "tpe", scheduler: str = "asha") -> None:
-    """``--resume`` needs the study's saved state and the objectives, ``--search`` and
-    ``--scheduler`` it was created with (Tune restores its saved searcher and scheduler, so a
-    changed choice would be silently ignored)."""
+                 optuna_url: str | None = None, *, search: str = "tpe", scheduler: str = "asha",
+                 reduction_factor: int = RECORDED_DEFAULTS["reduction_factor"],
+                 tpe_startup_trials: int = RECORDED_DEFAULTS["tpe_startup_trials"]) -> None:
+    """``--resume`` needs the study's saved state and the objectives, ``--search``,
+    ``--scheduler``, ``--reduction-factor`` and ``--tpe-startup-trials`` it was created with (Tune
+    restores its saved searcher and scheduler, so a changed choice would be silently ignored)."""
     from raysys.tune.run import TUNER_FILE
 
     study_dir = _study_dir(study_dir)
     if not study_dir.exists(TUNER_FILE):
         raise ConfigError(f"--resume --name {name}: no study to resume at {study_dir} (no {TUNER_FILE}); run without --resume")
     choices = recorded_choices(study_dir) or {}
-    for flag, asked in (("search", search), ("scheduler", scheduler)):
-        was = choices.get(flag, asked)
+    asked_choices = {"search": search, "scheduler": scheduler, "reduction_factor": reduction_factor,
+                     "tpe_startup_trials": tpe_startup_trials}
+    for key, asked in asked_choices.items():
+        was, flag = choices.get(key, asked), key.replace("_", "-")
         if was != asked:
-            fix = f"resume without --{flag}" if was == RECORDED_DEFAULTS[flag] else f"resume with --{flag} {was}"
+            fix = f"resume without --{flag}" if was == RECORDED_DEFAULTS[key] else f"resume with --{flag} {was}"
             raise ConfigError(f"--{flag} {asked}: study {name!r} at {study_dir} was created with --{flag} {was}; {fix}")
     recorded = recorded_objectives(study_dir, name, optuna_url)
     if recorded is None:
@@ -306,7 +312,8 @@ def preflight_study(family: str, args: Any, *, data: str, budget: Mapping[str, i
         check_batch_fits(store, fold, budget["batch_size"], flag, modalities, complete)
     if args.resume:
         check_resume(StudyDir(storage).child(name), name, objectives, args.optuna_storage,
-                     search=args.search, scheduler=args.scheduler)
+                     search=args.search, scheduler=args.scheduler, reduction_factor=args.reduction_factor,
+                     tpe_startup_trials=args.tpe_startup_trials)
 
 
 def _study_dir(study_dir: Any) -> Any:

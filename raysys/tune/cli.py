@@ -18,7 +18,7 @@ from typing import Any, Sequence
 from raysys.config import ConfigError, parse_overrides
 from raysys.train import ScalingSpec, TrackingSpec, TrainConfig
 from raysys.urls import absolute_url, local_path
-from raysys.tune.spec import SCHEDULERS, SEARCHES, STUDY_EXPERIMENT
+from raysys.tune.spec import ASHA_REDUCTION_FACTOR, SCHEDULERS, SEARCHES, STUDY_EXPERIMENT, TPE_STARTUP_TRIALS
 
 DEMO_SUBJECTS = 24  # 4 folds: 12 train, 6 val, 6 test subjects (batches need distinct subjects)
 
@@ -47,6 +47,11 @@ def build_parser(family: str) -> argparse.ArgumentParser:
                         "(Optuna RandomSampler: the random-search baseline); both evaluate the paper's/preset's values first")
     p.add_argument("--scheduler", choices=SCHEDULERS, default="asha",
                    help="early stopping: asha (default) or none (FIFO: every trial trains --max-epochs epochs)")
+    p.add_argument("--reduction-factor", type=int, default=ASHA_REDUCTION_FACTOR,
+                   help=f"ASHA's eta: rungs at grace x eta^k epochs, each keeping the best 1/eta (default {ASHA_REDUCTION_FACTOR})")
+    p.add_argument("--tpe-startup-trials", type=int, default=TPE_STARTUP_TRIALS,
+                   help=f"trials TPE draws at random before it models the results, first points included "
+                        f"(default {TPE_STARTUP_TRIALS}, Optuna's)")
     p.add_argument("--workers-per-trial", type=int, default=1, help="Ray Train workers per trial (DDP)")
     p.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per Train worker (0 = CPU, gloo)")
     p.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs reserved per Train worker")
@@ -199,7 +204,8 @@ def main(family: str, argv: Sequence[str] | None = None) -> int:
             trials=args.trials, grace_epochs=min(args.grace_epochs, budget["epochs"]),
             concurrency=args.concurrency or default_concurrency(args), fixed=fixed,
             register=not args.no_register, objectives=parse_objectives(args.objectives),
-            search=args.search, scheduler=args.scheduler,
+            search=args.search, scheduler=args.scheduler, reduction_factor=args.reduction_factor,
+            tpe_startup_trials=args.tpe_startup_trials,
         )
         outcome = run_study(spec, resume=args.resume)
     except (StudyError, ValueError, ConfigError) as err:

@@ -11,8 +11,9 @@ dict, with the conditional parameters (e.g. the KL warm-up that exists only for 
 the space is written once, random trials land in the same Optuna study (first points, ``--fix``,
 ``--resume``, the Pareto front and the orphan marking work alike) and the comparison with TPE
 changes the sampler and nothing else. Note: a seeded TPE samples its first
-``TPE_STARTUP_TRIALS`` trials (first points included) with ``RandomSampler(seed)`` itself, so
-in a study of up to that many trials TPE and random search draw the same configurations.
+``tpe_startup_trials`` trials (``--tpe-startup-trials``, default ``TPE_STARTUP_TRIALS`` = 10,
+first points included) with ``RandomSampler(seed)`` itself, so in a study of up to that many
+trials TPE and random search draw the same configurations.
 
 Every use of a private Optuna or ``OptunaSearch`` attribute in raysys is in this file
 (``OptunaSearch._ot_trials``, ``OptunaSearch._sampler``, ``FrozenTrial._trial_id``), so an
@@ -27,9 +28,10 @@ from typing import Any, Callable, Mapping, Sequence
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
+from raysys.tune.spec import TPE_STARTUP_TRIALS
+
 TUNE_TRIAL_ATTR = "raysys.tune_trial_id"  # user attr of each Optuna trial: its Tune trial id
 ORPHANED_ATTR = "raysys.orphaned"
-TPE_STARTUP_TRIALS = 10  # TPE's random start-up trials: Optuna's default n_startup_trials, spelled out
 
 
 def optuna_storage(url: str) -> optuna.storages.RDBStorage:
@@ -61,10 +63,11 @@ class TaggedOptunaSearch(OptunaSearch):
         return self._sampler
 
 
-def make_sampler(search: str, seed: int) -> optuna.samplers.BaseSampler:
-    """The seeded Optuna sampler of ``StudySpec.search``: "tpe" -> ``TPESampler``, "random" -> ``RandomSampler``."""
+def make_sampler(search: str, seed: int, tpe_startup_trials: int = TPE_STARTUP_TRIALS) -> optuna.samplers.BaseSampler:
+    """The seeded Optuna sampler of ``StudySpec.search``: "tpe" -> ``TPESampler`` (random for its
+    first ``tpe_startup_trials``), "random" -> ``RandomSampler``."""
     if search == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=TPE_STARTUP_TRIALS)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=tpe_startup_trials)
     if search == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     raise ValueError(f"unknown search {search!r}; known: tpe, random")
@@ -79,8 +82,9 @@ def make_searcher(
     study_name: str,
     storage_url: str,
     search: str = "tpe",
+    tpe_startup_trials: int = TPE_STARTUP_TRIALS,
 ) -> TaggedOptunaSearch:
-    """A seeded searcher (``make_sampler(search, seed)``) over the define-by-run ``space``, storing
+    """A seeded searcher (``make_sampler(search, seed, tpe_startup_trials)``) over the define-by-run ``space``, storing
     its study in the database ``storage_url``; ``first_points`` are evaluated first whatever the sampler.
 
     Several ``objectives`` ([(metric, mode)], primary first) give metric/mode LISTS, so the Optuna
@@ -92,7 +96,7 @@ def make_searcher(
         metric=[name for name, _ in objectives] if multi else objectives[0][0],
         mode=[mode for _, mode in objectives] if multi else objectives[0][1],
         points_to_evaluate=first_points or None,
-        sampler=make_sampler(search, seed),
+        sampler=make_sampler(search, seed, tpe_startup_trials),
         study_name=study_name,
         storage=optuna_storage(storage_url),
     )

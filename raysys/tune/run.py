@@ -99,11 +99,11 @@ def run_study(spec: StudySpec, *, resume: bool = False, trainable: Callable | No
             tags={**spec.tracking.tags, TAG_STUDY: spec.name, TAG_FAMILY: spec.train.family, TAG_STORE: data_id},
             space_text=_space_description(spec.train.family) if trainable is None else "",
         )
-        # The objectives, search and scheduler too: a later --resume must ask for the same ones
+        # The objectives, search and scheduler (and their knobs) too: a later --resume must ask for the same ones
         # (raysys.preflight.check_resume); Tuner.restore would silently keep the saved searcher and scheduler.
         study_dir.write_text(STUDY_FILE, json.dumps({"parent_run_id": parent_run_id, "tracking_uri": tracking_uri,
                                                         "objectives": [list(o) for o in spec.objective_specs],
-                                                        "search": spec.search, "scheduler": spec.scheduler}))
+                                                        **study_choices(spec)}))
 
     try:
         with sigterm_as_interrupt():
@@ -179,10 +179,15 @@ def check_resume_matches(spec: StudySpec) -> None:
     from raysys.preflight import check_resume
 
     try:
-        check_resume(spec.study_dir, spec.name, spec.objective_specs, spec.optuna_storage,
-                     search=spec.search, scheduler=spec.scheduler)
+        check_resume(spec.study_dir, spec.name, spec.objective_specs, spec.optuna_storage, **study_choices(spec))
     except ConfigError as err:
         raise StudyError(str(err)) from None
+
+
+def study_choices(spec: StudySpec) -> dict[str, Any]:
+    """The choices a study keeps for its life (``study.json``; ``--resume`` refuses a change)."""
+    return {"search": spec.search, "scheduler": spec.scheduler, "reduction_factor": spec.reduction_factor,
+            "tpe_startup_trials": spec.tpe_startup_trials}
 
 
 def _stop(spec: StudySpec, tracking_uri: str, parent_run_id: str, status: str, reason: str) -> None:
@@ -228,9 +233,10 @@ def study_params(spec: StudySpec, data_id: str) -> dict[str, Any]:
         "name": spec.name, "storage": spec.storage, "trials": spec.trials, "grace_epochs": spec.grace_epochs,
         "concurrency": spec.concurrency, "register": spec.register, "mode": spec.objective_mode,
         "objective": spec.objective_name, "objectives": spec.objectives_text(),
-        "search": spec.search, "scheduler": spec.scheduler,
-        "sampler": f"optuna.{type(make_sampler(spec.search, spec.train.seed)).__name__}(seed={spec.train.seed}), "
-                   "the paper's (or the preset's) values first",
+        **study_choices(spec),
+        "sampler": f"optuna.{type(make_sampler(spec.search, spec.train.seed)).__name__}(seed={spec.train.seed}"
+                   + (f", n_startup_trials={spec.tpe_startup_trials}" if spec.search == "tpe" else "")
+                   + "), the paper's (or the preset's) values first",
         "early_stopping": _early_stopping_text(spec),
         **{f"fixed.{k}": v for k, v in spec.fixed.items()},
     }
@@ -247,6 +253,7 @@ def make_study_searcher(spec: StudySpec) -> TaggedOptunaSearch:
     return make_searcher(
         fixed_space, spec.objective_specs, first_points=fixed_space.points(paper_points)[: spec.trials],
         seed=spec.train.seed, study_name=spec.name, storage_url=spec.optuna_url, search=spec.search,
+        tpe_startup_trials=spec.tpe_startup_trials,
     )
 
 
@@ -274,23 +281,21 @@ def build_tuner(spec: StudySpec, trainable: Any, reuse_actors: bool = False) -> 
     )
 
 
-ASHA_REDUCTION_FACTOR = 2
-
-
 def make_scheduler(spec: StudySpec) -> TrialScheduler:
-    """``spec.scheduler``: "asha" -> ASHA on the epochs (``grace_epochs`` .. ``train.epochs``, halving);
+    """``spec.scheduler``: "asha" -> ASHA on the epochs (``grace_epochs`` .. ``train.epochs``, each rung
+    keeping 1/``reduction_factor``);
     "none" -> FIFO: no early stopping, every trial trains ``train.epochs`` epochs."""
     if spec.scheduler == "none":
         return FIFOScheduler()
     return ASHAScheduler(time_attr="training_iteration", max_t=spec.train.epochs, grace_period=spec.grace_epochs,
-                         reduction_factor=ASHA_REDUCTION_FACTOR)
+                         reduction_factor=spec.reduction_factor)
 
 
 def _early_stopping_text(spec: StudySpec) -> str:
     if spec.scheduler == "none":
         return f"none (FIFO: every trial trains train.epochs={spec.train.epochs} epochs)"
     return (f"ASHA(time_attr=training_iteration, grace_period={spec.grace_epochs}, max_t={spec.train.epochs}, "
-            f"reduction_factor={ASHA_REDUCTION_FACTOR})")
+            f"reduction_factor={spec.reduction_factor})")
 
 
 def driver_resources() -> dict[str, float]:

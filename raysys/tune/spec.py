@@ -29,6 +29,8 @@ OPTUNA_FILE = "optuna.db"  # the default Optuna database: a sqlite file in a loc
 SEARCHES = ("tpe", "random")
 # --scheduler: "asha" stops poor trials at its rungs; "none" is Tune's FIFO (every trial runs train.epochs).
 SCHEDULERS = ("asha", "none")
+ASHA_REDUCTION_FACTOR = 2  # --reduction-factor default: each ASHA rung keeps 1/2 of the trials
+TPE_STARTUP_TRIALS = 10  # --tpe-startup-trials default: Optuna's n_startup_trials, spelled out
 
 
 class StudyError(RuntimeError):
@@ -63,6 +65,8 @@ class StudySpec:
     optuna_storage: str | None = None
     search: str = "tpe"  # one of SEARCHES; fixed for the study's life (--resume refuses a change)
     scheduler: str = "asha"  # one of SCHEDULERS; likewise
+    reduction_factor: int = ASHA_REDUCTION_FACTOR  # ASHA's eta: rungs at grace x eta^k, each keeps 1/eta; likewise
+    tpe_startup_trials: int = TPE_STARTUP_TRIALS  # TPE's random start-up trials (first points count); likewise
 
     def __post_init__(self) -> None:
         if not isinstance(self.train, TrainConfig):
@@ -85,6 +89,10 @@ class StudySpec:
             raise ConfigError(f"study.search must be one of {list(SEARCHES)}, got {self.search!r}")
         if self.scheduler not in SCHEDULERS:
             raise ConfigError(f"study.scheduler must be one of {list(SCHEDULERS)}, got {self.scheduler!r}")
+        if self.reduction_factor < 2:
+            raise ConfigError(f"study.reduction_factor must be >= 2 (ASHA keeps 1/reduction_factor per rung), got {self.reduction_factor}")
+        if self.tpe_startup_trials < 1:
+            raise ConfigError(f"study.tpe_startup_trials must be >= 1, got {self.tpe_startup_trials}")
         if self.mode not in (None, "max", "min"):
             raise ConfigError(f"study.mode must be 'max' or 'min', got {self.mode!r}")
         if isinstance(self.objectives, str):

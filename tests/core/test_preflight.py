@@ -229,6 +229,17 @@ def test_resume_refuses_a_changed_search_or_scheduler(tmp_path):
         check_resume(study_dir, "s", [("objective", "max")], search="random")
 
 
+def test_resume_refuses_a_changed_reduction_factor_or_tpe_startup(tmp_path):
+    saved = {"parent_run_id": "r", "objectives": [["objective", "max"]], "reduction_factor": 3, "tpe_startup_trials": 4}
+    study_dir = resumable_study(tmp_path, ["maximize"], saved)
+    check_resume(study_dir, "s", [("objective", "max")], reduction_factor=3, tpe_startup_trials=4)
+    with pytest.raises(ConfigError, match=r"^--reduction-factor 2: .* created with --reduction-factor 3; "
+                                          r"resume with --reduction-factor 3$"):
+        check_resume(study_dir, "s", [("objective", "max")], tpe_startup_trials=4)
+    with pytest.raises(ConfigError, match=r"^--tpe-startup-trials 10: .* resume with --tpe-startup-trials 4$"):
+        check_resume(study_dir, "s", [("objective", "max")], reduction_factor=3)
+
+
 def test_a_study_json_without_the_choices_was_a_tpe_asha_study(tmp_path):
     study_dir = resumable_study(tmp_path, ["maximize"], {"parent_run_id": "r", "objectives": [["objective", "max"]]})
     check_resume(study_dir, "s", [("objective", "max")])

@@ -81,6 +81,29 @@ def test_scheduler_none_is_fifo_and_asha_is_the_default(tmp_path):
     assert type(make_scheduler(spec(tmp_path))) is ASHAScheduler
 
 
+def test_reduction_factor_and_tpe_startup_trials_reach_the_scheduler_and_sampler(tmp_path):
+    from raysys.preflight import RECORDED_DEFAULTS
+    from raysys.tune.spec import ASHA_REDUCTION_FACTOR, TPE_STARTUP_TRIALS
+
+    assert (RECORDED_DEFAULTS["reduction_factor"], RECORDED_DEFAULTS["tpe_startup_trials"]) == (
+        ASHA_REDUCTION_FACTOR, TPE_STARTUP_TRIALS)  # preflight's copy of the defaults (it does not load Tune)
+    default = spec(tmp_path, epochs=9)
+    assert (default.reduction_factor, default.tpe_startup_trials) == (2, 10)
+    assert make_scheduler(default)._reduction_factor == 2
+    asha = make_scheduler(spec(tmp_path, epochs=9, reduction_factor=3))
+    assert asha._reduction_factor == 3 and [m for m, _ in asha._brackets[0]._rungs] == [9, 3, 1]  # rungs 1, 3, max_t 9
+    (tmp_path / "studies" / "t").mkdir(parents=True)
+    searcher = make_study_searcher(spec(tmp_path, name="t", tpe_startup_trials=4))
+    assert searcher.sampler._n_startup_trials == 4
+    params = study_params(spec(tmp_path, reduction_factor=3, tpe_startup_trials=4), "store-id")
+    assert params["study.reduction_factor"] == 3 and params["study.tpe_startup_trials"] == 4
+    assert "reduction_factor=3" in params["study.early_stopping"] and "n_startup_trials=4" in params["study.sampler"]
+    with pytest.raises(ConfigError, match=r"study.reduction_factor must be >= 2"):
+        spec(tmp_path, reduction_factor=1)
+    with pytest.raises(ConfigError, match=r"study.tpe_startup_trials must be >= 1"):
+        spec(tmp_path, tpe_startup_trials=0)
+
+
 def test_the_parent_run_params_record_both_choices(tmp_path):
     params = study_params(spec(tmp_path, search="random", scheduler="none"), "store-id")
     assert params["study.search"] == "random" and params["study.scheduler"] == "none"
@@ -107,7 +130,9 @@ def test_cli_flags_reach_the_study_spec(tiny_store, tmp_path, monkeypatch, capsy
               f"sqlite:///{tmp_path / 'mlflow.db'}", "--concurrency", "1", "--batch-size", "2", "--name", "x"]
     assert raysys.tune.cli.main("mmhvae", common + ["--search", "random", "--scheduler", "none"]) == 2
     assert raysys.tune.cli.main("mmhvae", common) == 2
-    assert [(s.search, s.scheduler) for s in seen] == [("random", "none"), ("tpe", "asha")]
+    assert raysys.tune.cli.main("mmhvae", common + ["--reduction-factor", "3", "--tpe-startup-trials", "4"]) == 2
+    assert [(s.search, s.scheduler) for s in seen] == [("random", "none"), ("tpe", "asha"), ("tpe", "asha")]
+    assert [(s.reduction_factor, s.tpe_startup_trials) for s in seen] == [(2, 10), (2, 10), (3, 4)]
     with pytest.raises(SystemExit) as exit_info:
         raysys.tune.cli.main("mmhvae", common + ["--search", "grid"])
     assert exit_info.value.code == 2 and "invalid choice: 'grid'" in capsys.readouterr().err
