@@ -6,12 +6,18 @@ family's ``model.*``), turns ``model.levels=LMAX`` into the preset's L_max and h
 switches of a build that lacks them (contract of issue 14): a key whose value is the switch's
 documented default is dropped (the build already behaves so); any other value skips the row
 with the reason. Rows whose resolved configurations are equal share one run.
+
+A batch holds slices of distinct training subjects. A row that trains on fewer subjects than
+the budget's batch (``train.training_subjects=complete`` on a cohort with few complete subjects)
+takes a batch of all of them and proportionally more steps per epoch, so it sees as many
+training slices as every other row (``fit_batch``; the runs table notes it).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Any, Mapping
 
 from raysys.config import ConfigError, from_flat, split_flat, to_flat
@@ -38,6 +44,7 @@ class Run:
     family: str
     flat: dict[str, Any]
     labels: list[str]
+    note: str = ""  # how the run departs from the budget (``fit_batch``), for the runs table
 
 
 @dataclasses.dataclass
@@ -124,6 +131,28 @@ def incomplete_training_subjects(store: Any, fold: int) -> int:
     return sum(not all(store.available(int(i)).values()) for i in store.split_subjects("train", fold))
 
 
+def training_subject_count(store: Any, fold: int, flat: Mapping[str, Any]) -> int:
+    """Training-split subjects of ``fold`` that a run with these params samples its batches from."""
+    from raysys.data.selection import split_subjects
+
+    modalities = flat.get(f"{TRAIN_KEY}modalities") or None
+    complete = flat.get(f"{TRAIN_KEY}training_subjects") == "complete"
+    return len(split_subjects(store, "train", fold, modalities, complete))
+
+
+def fit_batch(flat: dict[str, Any], subjects: int) -> str:
+    """Shrink ``train.batch_size`` to ``subjects`` when it is larger, with steps per epoch scaled
+    up to keep the slices per epoch; returns the note ("" when the budget fits as it is)."""
+    batch = int(flat.get(f"{TRAIN_KEY}batch_size", TrainConfig().batch_size))
+    steps = flat.get(f"{TRAIN_KEY}max_steps_per_epoch")
+    if subjects < 1 or batch <= subjects or steps is None:
+        return ""
+    flat[f"{TRAIN_KEY}batch_size"] = subjects
+    flat[f"{TRAIN_KEY}max_steps_per_epoch"] = math.ceil(int(steps) * batch / subjects)
+    return (f"{subjects} training subjects: batch {subjects} x {flat[f'{TRAIN_KEY}max_steps_per_epoch']} steps "
+            f"per epoch instead of {batch} x {steps} (the same slices per epoch)")
+
+
 def make_plan(experiment: Experiment, budget_name: str, store: Any, fold: int) -> Plan:
     """Resolve every row of ``experiment`` for ``budget_name`` on ``store``; raises ``ConfigError``."""
     if budget_name not in experiment.budgets:
@@ -144,11 +173,12 @@ def make_plan(experiment: Experiment, budget_name: str, store: Any, fold: int) -
         if reason is not None:
             skipped[row.label] = reason
             continue
+        note = fit_batch(flat, training_subject_count(store, fold, flat))
         identity = row.family + config_identity(row.family, flat)
         if identity in runs:
             runs[identity].labels.append(row.label)
         else:
-            runs[identity] = Run(row.label, row.family, flat, [row.label])
+            runs[identity] = Run(row.label, row.family, flat, [row.label], note)
     return Plan(experiment, budget_name, budget, rows, list(runs.values()), skipped, dropped,
                 "raw" if raw else "normalised")
 
@@ -162,11 +192,17 @@ def seeds_for(count: int | None, budget: Budget) -> list[int]:
 
 
 def check_sizes(plan: Plan, store: Any, fold: int) -> None:
-    """The budget's batch fits the fold (batches hold distinct subjects); ``ConfigError`` otherwise."""
+    """Every run's batch fits the training subjects it samples (batches hold distinct subjects),
+    before Ray starts; ``ConfigError`` naming the row otherwise."""
     from raysys.preflight import check_batch_fits
 
-    batch = int(plan.budget.train.get("batch_size", TrainConfig().batch_size))
-    check_batch_fits(store, fold, batch)
+    for run in plan.runs:
+        batch = int(run.flat.get(f"{TRAIN_KEY}batch_size", TrainConfig().batch_size))
+        try:
+            check_batch_fits(store, fold, batch, "train.batch_size", run.flat.get(f"{TRAIN_KEY}modalities") or None,
+                             run.flat.get(f"{TRAIN_KEY}training_subjects") == "complete")
+        except ConfigError as err:
+            raise ConfigError(f"row {run.key!r}: {err}") from None
 
 
 

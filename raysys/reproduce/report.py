@@ -142,6 +142,8 @@ def runs_table(plan: Plan, seeds: Sequence[int], missing: dict[tuple[str, int], 
             continue
         ok = [s for s in seeds if (run.key, s) not in missing]
         notes = [f"seed {s}: {missing[(run.key, s)]}" for s in seeds if (run.key, s) in missing]
+        if run.note:
+            notes.insert(0, run.note)
         if row.label != run.key:
             notes.insert(0, f"same configuration as {run.key!r}, trained once")
         lines.append(f"| {row.label} | {row.family} | {run.key} | {len(ok)} of {len(seeds)} | {'; '.join(notes)} |")

@@ -29,6 +29,7 @@ class FakeStore:
     modalities: list = dataclasses.field(default_factory=lambda: list(MODALITIES))
     incomplete: bool = True
     attrs: dict = dataclasses.field(default_factory=lambda: {"folds": 4})
+    url: str = "fake.zarr"
 
     def split_subjects(self, split: str, fold: int) -> np.ndarray:
         folds = np.arange(24) % 4
@@ -36,8 +37,18 @@ class FakeStore:
         keep = {"test": folds == test, "val": folds == val, "train": (folds != test) & (folds != val)}[split]
         return np.flatnonzero(keep)
 
+    complete_training: int | None = None  # only this many training subjects of fold 0 have every modality
+
     def available(self, subject: int) -> dict:
+        if self.complete_training is not None:
+            train = list(self.split_subjects("train", 0))
+            return {m: train.index(subject) < self.complete_training or m != "t1gd" if subject in train else True
+                    for m in self.modalities}
         return {m: not (self.incomplete and subject == 2 and m == "t1gd") for m in self.modalities}
+
+    @property
+    def availability(self) -> np.ndarray:
+        return np.array([[self.available(s)[m] for m in self.modalities] for s in range(24)])
 
 
 def test_every_experiment_names_real_rows_and_budgets():
@@ -116,6 +127,39 @@ def test_complete_data_is_skipped_when_no_training_subject_is_incomplete():
     assert "complete data" in plan.skipped
     if has_switch("mmhvae", "train.training_subjects"):
         assert "every training subject" in plan.skipped["complete data"]
+
+
+def test_complete_data_on_few_complete_subjects_takes_them_all_with_more_steps():
+    """4 complete training subjects, batch 8: the row trains on batches of 4 for twice the steps
+    (the same slices per epoch), the runs table says so, and every run's batch then fits."""
+    from raysys.reproduce.plan import check_sizes, fit_batch
+    from raysys.reproduce.report import runs_table
+
+    store = FakeStore(complete_training=4)
+    plan = make_plan(MMHVAE_ABLATION, "cpu", store, fold=0)
+    complete, full = plan.run_of("complete data"), plan.run_of("incomplete data")
+    budget = MMHVAE_ABLATION.budgets["cpu"].train
+    assert (full.flat["train.batch_size"], full.flat["train.max_steps_per_epoch"]) == (budget["batch_size"], budget["max_steps_per_epoch"])
+    assert complete.flat["train.batch_size"] == 4
+    assert complete.flat["train.max_steps_per_epoch"] * 4 == budget["max_steps_per_epoch"] * budget["batch_size"]
+    assert "4 training subjects: batch 4 x 100 steps per epoch instead of 8 x 50" in complete.note and not full.note
+    check_sizes(plan, store, 0)
+    assert "| complete data | mmhvae | complete data | 2 of 2 | 4 training subjects" in runs_table(plan, [0, 1], {})
+    flat = {"train.batch_size": 8, "train.max_steps_per_epoch": 50}
+    assert fit_batch(flat, 3) and flat == {"train.batch_size": 3, "train.max_steps_per_epoch": 134}
+    assert fit_batch({"train.batch_size": 8, "train.max_steps_per_epoch": 50}, 12) == ""
+
+
+def test_a_batch_no_row_can_fill_is_refused_before_ray_naming_the_row():
+    from raysys.config import ConfigError
+    from raysys.reproduce.plan import check_sizes
+
+    store = FakeStore(complete_training=4)
+    plan = make_plan(MMHVAE_ABLATION, "cpu", store, fold=0)
+    run = plan.run_of("complete data")
+    run.flat["train.batch_size"] = 6  # as a plan without fit_batch would leave it
+    with pytest.raises(ConfigError, match=r"^row 'complete data': train.training_subjects=complete: .* 4 subjects"):
+        check_sizes(plan, store, 0)
 
 
 def test_bad_budget_and_seeds_are_config_errors():
