@@ -120,7 +120,8 @@ class DisentangleConfig(PresetBudgets):
         ``"cpu"``: ``tiny``'s widths with the settings that learn within minutes on a 2-core CPU
         (measured on the 64x64 phantom, docs/readme/40-disentangle.md): one slice of context,
         full-resolution skips, lr 2e-3 without amsgrad, the similarity terms ramped in over the
-        first 500 steps, background pixels weighted 0.1 in the reconstruction L1. Train it with
+        first 500 steps, background pixels weighted 0.1 in the reconstruction L1, one Conv encoder
+        pair per modality (CondConv is the weakest Table 1 row at this budget). Train it with
         ``budget("cpu")``.
         """
         if name == "paper":
@@ -136,6 +137,8 @@ class DisentangleConfig(PresetBudgets):
         if name == "tiny":
             return cls(**tiny)
         if name == "cpu":
+            # encoder "conv": at this budget CondConv+Sim is the weakest Table 1 row on every target
+            # (docs/reports/ouyang-table1: self-reconstruction SSIM T2 0.34 vs 0.89 with Conv+Sim)
             return cls(**tiny, context=1, full_resolution_skips=True, lr=2e-3, amsgrad=False, sim_warmup_steps=500,
-                       recon_background_weight=0.1)
+                       recon_background_weight=0.1, encoder="conv")
         raise ValueError(f"unknown DisentangleConfig preset {name!r}; known: {list(cls.PRESET_BUDGETS)}")

@@ -141,6 +141,7 @@ def test_cpu_preset_and_budgets():
     cpu, tiny = DisentangleConfig.preset("cpu"), DisentangleConfig.preset("tiny")
     assert cpu.image_size == tiny.image_size and cpu.unet_widths == tiny.unet_widths
     assert cpu.regulariser == "sim" and cpu.lr > tiny.lr
+    assert cpu.encoder == "conv" and DisentangleConfig.preset("paper").encoder == "condconv"
     budget = DisentangleConfig.budget("cpu")
     assert set(budget) == {"epochs", "max_steps_per_epoch", "batch_size", "max_val_steps"}
     assert all(isinstance(v, int) and v > 0 for v in budget.values())
