@@ -216,43 +216,41 @@ def recorded_objectives(study_dir: StudyDir | str | Path, name: str, optuna_url:
     return [(None, "max" if d == optuna.study.StudyDirection.MAXIMIZE else "min") for d in study.directions]
 
 
-# What a study.json written before --search / --scheduler existed means: the only choices there were.
-# The study choices' defaults (raysys.tune.spec, not imported here: it loads Ray Tune; a test keeps them equal).
-RECORDED_DEFAULTS = {"search": "tpe", "scheduler": "asha", "reduction_factor": 2, "tpe_startup_trials": 10}
-
-
-def recorded_choices(study_dir: StudyDir | str | Path) -> dict[str, str] | None:
-    """{"search": ..., "scheduler": ..., "reduction_factor": ..., "tpe_startup_trials": ...} a study
-    was created with (``study.json``; one without them predates the flags: ``RECORDED_DEFAULTS``);
-    None when there is no study.json."""
+def recorded_choices(study_dir: StudyDir | str | Path) -> dict[str, Any] | None:
+    """The ``STUDY_CHOICES`` a study was created with (``study.json``; one written before a
+    choice existed means its default, ``choice_defaults``); None when there is no study.json."""
     from raysys.tune.run import STUDY_FILE
+    from raysys.tune.spec import choice_defaults
 
     study_dir = _study_dir(study_dir)
     if not study_dir.exists(STUDY_FILE):
         return None
     saved = json.loads(study_dir.read_text(STUDY_FILE))
-    return {key: type(default)(saved.get(key) or default) for key, default in RECORDED_DEFAULTS.items()}
+    return {key: type(default)(saved.get(key) or default) for key, default in choice_defaults().items()}
 
 
 def check_resume(study_dir: StudyDir | str | Path, name: str, objectives: Sequence[tuple[str, str]],
-                 optuna_url: str | None = None, *, search: str = "tpe", scheduler: str = "asha",
-                 reduction_factor: int = RECORDED_DEFAULTS["reduction_factor"],
-                 tpe_startup_trials: int = RECORDED_DEFAULTS["tpe_startup_trials"]) -> None:
+                 optuna_url: str | None = None, *, search: str | None = None, scheduler: str | None = None,
+                 reduction_factor: int | None = None, tpe_startup_trials: int | None = None) -> None:
     """``--resume`` needs the study's saved state and the objectives, ``--search``,
     ``--scheduler``, ``--reduction-factor`` and ``--tpe-startup-trials`` it was created with (Tune
-    restores its saved searcher and scheduler, so a changed choice would be silently ignored)."""
+    restores its saved searcher and scheduler, so a changed choice would be silently ignored).
+    A choice left None is ``StudySpec``'s default."""
     from raysys.tune.run import TUNER_FILE
+    from raysys.tune.spec import choice_defaults
 
     study_dir = _study_dir(study_dir)
     if not study_dir.exists(TUNER_FILE):
         raise ConfigError(f"--resume --name {name}: no study to resume at {study_dir} (no {TUNER_FILE}); run without --resume")
+    defaults = choice_defaults()
     choices = recorded_choices(study_dir) or {}
-    asked_choices = {"search": search, "scheduler": scheduler, "reduction_factor": reduction_factor,
-                     "tpe_startup_trials": tpe_startup_trials}
-    for key, asked in asked_choices.items():
+    given = {"search": search, "scheduler": scheduler, "reduction_factor": reduction_factor,
+             "tpe_startup_trials": tpe_startup_trials}
+    for key, default in defaults.items():
+        asked = default if given[key] is None else given[key]
         was, flag = choices.get(key, asked), key.replace("_", "-")
         if was != asked:
-            fix = f"resume without --{flag}" if was == RECORDED_DEFAULTS[key] else f"resume with --{flag} {was}"
+            fix = f"resume without --{flag}" if was == default else f"resume with --{flag} {was}"
             raise ConfigError(f"--{flag} {asked}: study {name!r} at {study_dir} was created with --{flag} {was}; {fix}")
     recorded = recorded_objectives(study_dir, name, optuna_url)
     if recorded is None:

@@ -131,13 +131,16 @@ def incomplete_training_subjects(store: Any, fold: int) -> int:
     return sum(not all(store.available(int(i)).values()) for i in store.split_subjects("train", fold))
 
 
+def sampled_subjects(flat: Mapping[str, Any]) -> tuple[Any, bool]:
+    """(modalities or None = the store's, complete) that pick the training subjects a run samples."""
+    return flat.get(f"{TRAIN_KEY}modalities") or None, flat.get(f"{TRAIN_KEY}training_subjects") == "complete"
+
+
 def training_subject_count(store: Any, fold: int, flat: Mapping[str, Any]) -> int:
     """Training-split subjects of ``fold`` that a run with these params samples its batches from."""
     from raysys.data.selection import split_subjects
 
-    modalities = flat.get(f"{TRAIN_KEY}modalities") or None
-    complete = flat.get(f"{TRAIN_KEY}training_subjects") == "complete"
-    return len(split_subjects(store, "train", fold, modalities, complete))
+    return len(split_subjects(store, "train", fold, *sampled_subjects(flat)))
 
 
 def fit_batch(flat: dict[str, Any], subjects: int) -> str:
@@ -199,8 +202,7 @@ def check_sizes(plan: Plan, store: Any, fold: int) -> None:
     for run in plan.runs:
         batch = int(run.flat.get(f"{TRAIN_KEY}batch_size", TrainConfig().batch_size))
         try:
-            check_batch_fits(store, fold, batch, "train.batch_size", run.flat.get(f"{TRAIN_KEY}modalities") or None,
-                             run.flat.get(f"{TRAIN_KEY}training_subjects") == "complete")
+            check_batch_fits(store, fold, batch, "train.batch_size", *sampled_subjects(run.flat))
         except ConfigError as err:
             raise ConfigError(f"row {run.key!r}: {err}") from None
 

@@ -51,7 +51,7 @@ from raysys.tune.optuna_adapter import (TaggedOptunaSearch, make_sampler, make_s
                                         study_exists)
 from raysys.tune.results import PARETO_FILE, StudyOutcome, completed, summarise, trial_statuses
 from raysys.tune.space import FixedSpace, load_space
-from raysys.tune.spec import StudyError, StudySpec, check_databases
+from raysys.tune.spec import StudyError, StudySpec, check_databases, study_choices
 from raysys.tune.study_dir import StudyDir, local_copy
 from raysys.tune.trainable import TrialContext, run_trial, runs_in_process, trial_resources
 
@@ -182,12 +182,6 @@ def check_resume_matches(spec: StudySpec) -> None:
         check_resume(spec.study_dir, spec.name, spec.objective_specs, spec.optuna_storage, **study_choices(spec))
     except ConfigError as err:
         raise StudyError(str(err)) from None
-
-
-def study_choices(spec: StudySpec) -> dict[str, Any]:
-    """The choices a study keeps for its life (``study.json``; ``--resume`` refuses a change)."""
-    return {"search": spec.search, "scheduler": spec.scheduler, "reduction_factor": spec.reduction_factor,
-            "tpe_startup_trials": spec.tpe_startup_trials}
 
 
 def _stop(spec: StudySpec, tracking_uri: str, parent_run_id: str, status: str, reason: str) -> None:

@@ -31,6 +31,8 @@ SEARCHES = ("tpe", "random")
 SCHEDULERS = ("asha", "none")
 ASHA_REDUCTION_FACTOR = 2  # --reduction-factor default: each ASHA rung keeps 1/2 of the trials
 TPE_STARTUP_TRIALS = 10  # --tpe-startup-trials default: Optuna's n_startup_trials, spelled out
+# StudySpec fields fixed for a study's life: written to study.json, a changed one refused by --resume.
+STUDY_CHOICES = ("search", "scheduler", "reduction_factor", "tpe_startup_trials")
 
 
 class StudyError(RuntimeError):
@@ -230,3 +232,14 @@ def same_database(a: str, b: str) -> bool:
         host, _, database = location.partition("/")
         return dialect, host.lower(), database
     return key(a) == key(b)
+
+
+def study_choices(spec: StudySpec) -> dict[str, Any]:
+    """The ``STUDY_CHOICES`` of ``spec`` (``study.json``; ``--resume`` refuses a change)."""
+    return {name: getattr(spec, name) for name in STUDY_CHOICES}
+
+
+def choice_defaults() -> dict[str, Any]:
+    """``StudySpec``'s defaults of the ``STUDY_CHOICES``; also what a study.json written before a
+    choice existed means (the default was then the only behaviour)."""
+    return {f.name: f.default for f in dataclasses.fields(StudySpec) if f.name in STUDY_CHOICES}

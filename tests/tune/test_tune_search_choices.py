@@ -82,11 +82,10 @@ def test_scheduler_none_is_fifo_and_asha_is_the_default(tmp_path):
 
 
 def test_reduction_factor_and_tpe_startup_trials_reach_the_scheduler_and_sampler(tmp_path):
-    from raysys.preflight import RECORDED_DEFAULTS
-    from raysys.tune.spec import ASHA_REDUCTION_FACTOR, TPE_STARTUP_TRIALS
+    from raysys.tune.spec import ASHA_REDUCTION_FACTOR, TPE_STARTUP_TRIALS, choice_defaults
 
-    assert (RECORDED_DEFAULTS["reduction_factor"], RECORDED_DEFAULTS["tpe_startup_trials"]) == (
-        ASHA_REDUCTION_FACTOR, TPE_STARTUP_TRIALS)  # preflight's copy of the defaults (it does not load Tune)
+    assert (choice_defaults()["reduction_factor"], choice_defaults()["tpe_startup_trials"]) == (
+        ASHA_REDUCTION_FACTOR, TPE_STARTUP_TRIALS)  # what --resume compares an old study.json against
     default = spec(tmp_path, epochs=9)
     assert (default.reduction_factor, default.tpe_startup_trials) == (2, 10)
     assert make_scheduler(default)._reduction_factor == 2
