@@ -112,7 +112,14 @@ def main() -> None:
     p.add_argument("--max-slices-per-subject", type=int, default=8, help="test slices scored per subject and epoch")
     p.add_argument("--score-every", type=int, default=1, help="score every k-th epoch (the first and last always)")
     p.add_argument("--figure", default=str(ROOT / "docs" / "learning_curves.png"))
+    p.add_argument("--keep", default=None, metavar="JSON",
+                   help="an earlier result of this bench: the curves of families not in --families come from it "
+                        "(re-measure one family, plot both)")
     args = p.parse_args()
+    kept = {}
+    if args.keep:
+        earlier = json.loads(Path(args.keep).read_text())
+        kept = {f: c for f, c in earlier["curves"].items() if f not in args.families}
     data = phantom_store(args.data, subjects=24)
 
     import ray
@@ -132,10 +139,11 @@ def main() -> None:
             points.append({"epoch": epoch, "seconds": wall, **curve_point(summary)})
         curves[family] = {"budget": budget, "fit_wall_seconds": fit_seconds, "points": points}
     ray.shutdown()
+    curves = {**kept, **curves}
     plot(curves, Path(args.figure))
     print(json.dumps({"benchmark": "learning", "machine": MACHINE, "workers": args.workers, "data": data,
                       "split": "test", "fold": 0, "max_slices_per_subject": args.max_slices_per_subject,
-                      "figure": args.figure, "curves": curves}, indent=2))
+                      "figure": args.figure, "kept_from": args.keep if kept else None, "curves": curves}, indent=2))
 
 
 if __name__ == "__main__":

@@ -145,7 +145,7 @@ def _figure_rows(subject: SubjectSlices, methods: Sequence[Any], family: str, mo
     inputs = the subject's other ones (disentangle: the best copy source)."""
     have = [m for m in modalities if subject.available[m]]
     rows = []
-    width = len(modalities) - 1
+    width = len(modalities) - 1 if synthesises_from_subsets(family) else 1  # input columns
     for r in evenly_spaced(subject.n, 4)[1:3] if subject.n > 2 else range(subject.n):
         r_ = np.array([r])
         for target in have:

@@ -97,6 +97,11 @@ def test_disentangle_end_to_end(tiny_store, model_dirs, tmp_path):
     assert summary["n_cells"] + summary["left_out"] == 16
     assert "model" in summary["disentanglement"]
     assert "| source |" in (out / "table.md").read_text()
+    # figure columns: the one source, model, 3 baselines, target (no blank input columns)
+    from PIL import Image
+
+    with Image.open(out / "figure.png") as figure:
+        assert figure.size[0] == round(100 * 1.6 * 6)
 
 
 def test_bad_input_exits_2_with_one_line(tiny_store, model_dirs, tmp_path):
