@@ -15,6 +15,7 @@ Keys that start with ``model.`` or ``train.`` are config overrides the trial dri
 | model.encoder       | conv / condconv               | condconv    |
 | model.n_experts     | int 2 .. 6, only if condconv  | 3 (code)    |
 | model.lr            | log 5e-5 .. 1e-3              | 2e-4        |
+| model.anatomy_channels | 4 / 8                      | 4           |
 
 The margins and similarity weights are sampled for every regulariser so the comparison view
 lines trials up; they only act when the regulariser is ``sim``.
@@ -28,6 +29,7 @@ import optuna
 
 REGULARISERS = ("na", "adv", "sim")
 ENCODERS = ("conv", "condconv")
+ANATOMY_CHANNELS = (4, 8)  # C of s: the paper's 4, or room for the phantom's 7 tissue and lesion classes
 
 # The paper's Table 1 rows, evaluated first: CondConv+Sim (the proposed model) and Conv+NA.
 PAPER_POINTS: list[dict[str, Any]] = [
@@ -42,6 +44,7 @@ PAPER_POINTS: list[dict[str, Any]] = [
         "model.encoder": "condconv",
         "model.n_experts": 3,
         "model.lr": 2e-4,
+        "model.anatomy_channels": 4,
     },
 ]
 
@@ -50,7 +53,8 @@ def preset_points(config: Any) -> list[dict[str, Any]]:
     """A preset's own values of every key of the space (first point of a study of that preset)."""
     point: dict[str, Any] = {
         f"model.{name}": getattr(config, name)
-        for name in ("alpha_s", "alpha_z", "lambda_c", "lambda_l", "lambda_s", "lambda_z", "regulariser", "encoder", "lr")
+        for name in ("alpha_s", "alpha_z", "lambda_c", "lambda_l", "lambda_s", "lambda_z", "regulariser", "encoder", "lr",
+                     "anatomy_channels")
     }
     if config.regulariser == "adv":
         point["model.lambda_adv"] = config.lambda_adv
@@ -72,4 +76,5 @@ def space(trial: optuna.Trial) -> dict[str, Any] | None:
     if trial.suggest_categorical("model.encoder", list(ENCODERS)) == "condconv":
         trial.suggest_int("model.n_experts", 2, 6)
     trial.suggest_float("model.lr", 5e-5, 1e-3, log=True)
+    trial.suggest_categorical("model.anatomy_channels", list(ANATOMY_CHANNELS))
     return None

@@ -47,6 +47,7 @@ def test_disentangle_conditionals_follow_their_switches():
         assert ("model.n_experts" in c) == (c["model.encoder"] == "condconv"), c
     assert {c["model.regulariser"] for c in configs} == {"na", "adv", "sim"}
     assert {c["model.encoder"] for c in configs} == {"conv", "condconv"}
+    assert {c["model.anatomy_channels"] for c in configs} == {4, 8}
 
 
 def test_mmhvae_depth_and_gan_switch_decide_their_parameters():

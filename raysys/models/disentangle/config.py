@@ -121,7 +121,8 @@ class DisentangleConfig(PresetBudgets):
         (measured on the 64x64 phantom, docs/readme/40-disentangle.md): one slice of context,
         full-resolution skips, lr 2e-3 without amsgrad, the similarity terms ramped in over the
         first 500 steps, background pixels weighted 0.1 in the reconstruction L1, one Conv encoder
-        pair per modality (CondConv is the weakest Table 1 row at this budget). Train it with
+        pair per modality (CondConv is the weakest Table 1 row at this budget), 8 anatomy channels
+        (4 cannot hold FLAIR's contrasts: its self-reconstruction stalls). Train it with
         ``budget("cpu")``.
         """
         if name == "paper":
@@ -139,6 +140,8 @@ class DisentangleConfig(PresetBudgets):
         if name == "cpu":
             # encoder "conv": at this budget CondConv+Sim is the weakest Table 1 row on every target
             # (docs/reports/ouyang-table1: self-reconstruction SSIM T2 0.34 vs 0.89 with Conv+Sim)
+            # anatomy_channels 8: with the paper's 4, FLAIR self-reconstruction stalls at SSIM 0.71 and falls
+            # with more steps (0.63 at 16 epochs); 8 gives 0.86 (docs/readme/40-disentangle.md)
             return cls(**tiny, context=1, full_resolution_skips=True, lr=2e-3, amsgrad=False, sim_warmup_steps=500,
-                       recon_background_weight=0.1, encoder="conv")
+                       recon_background_weight=0.1, encoder="conv", anatomy_channels=8)
         raise ValueError(f"unknown DisentangleConfig preset {name!r}; known: {list(cls.PRESET_BUDGETS)}")

@@ -142,6 +142,7 @@ def test_cpu_preset_and_budgets():
     assert cpu.image_size == tiny.image_size and cpu.unet_widths == tiny.unet_widths
     assert cpu.regulariser == "sim" and cpu.lr > tiny.lr
     assert cpu.encoder == "conv" and DisentangleConfig.preset("paper").encoder == "condconv"
+    assert cpu.anatomy_channels == 8 and DisentangleConfig.preset("paper").anatomy_channels == 4
     budget = DisentangleConfig.budget("cpu")
     assert set(budget) == {"epochs", "max_steps_per_epoch", "batch_size", "max_val_steps"}
     assert all(isinstance(v, int) and v > 0 for v in budget.values())
@@ -180,7 +181,7 @@ def test_full_resolution_skips_forward_shapes(encoder):
     images = torch.randn(2, 4, 1, 64, 64)
     available = torch.tensor([[True, False, True, True], [True, True, True, True]])
     out = model(images, available)
-    assert out.recon.shape == (2, 4, 4, 1, 64, 64) and out.s.shape == (2, 4, 4, 64, 64)
+    assert out.recon.shape == (2, 4, 4, 1, 64, 64) and out.s.shape == (2, 4, model.config.anatomy_channels, 64, 64)
     # The full-resolution path reaches s: a one-pixel change of the input changes s at that pixel.
     with torch.no_grad():
         model.eval()
