@@ -63,11 +63,12 @@ def test_every_experiment_names_real_rows_and_budgets():
 
 def test_ouyang_rows_are_the_papers_four_by_encoder_and_regulariser():
     rows = {r.label: r.overrides for r in OUYANG_TABLE1.rows("cpu", MODALITIES)}
+    paper_c = {"model.anatomy_channels": 4}  # the paper's C at every budget (the cpu preset has 8)
     assert rows == {
-        "Conv+NA": {"model.encoder": "conv", "model.regulariser": "na"},
-        "Conv+Adv": {"model.encoder": "conv", "model.regulariser": "adv"},
-        "Conv+Sim": {"model.encoder": "conv", "model.regulariser": "sim"},
-        "CondConv+Sim": {"model.encoder": "condconv", "model.regulariser": "sim"},
+        "Conv+NA": {"model.encoder": "conv", "model.regulariser": "na", **paper_c},
+        "Conv+Adv": {"model.encoder": "conv", "model.regulariser": "adv", **paper_c},
+        "Conv+Sim": {"model.encoder": "conv", "model.regulariser": "sim", **paper_c},
+        "CondConv+Sim": {"model.encoder": "condconv", "model.regulariser": "sim", **paper_c},
     }
 
 

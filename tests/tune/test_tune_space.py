@@ -48,6 +48,9 @@ def test_disentangle_conditionals_follow_their_switches():
     assert {c["model.regulariser"] for c in configs} == {"na", "adv", "sim"}
     assert {c["model.encoder"] for c in configs} == {"conv", "condconv"}
     assert {c["model.anatomy_channels"] for c in configs} == {4, 8}
+    # the README's way back to the paper's C = 4 on the cpu preset: --fix model.anatomy_channels=4
+    pinned = [{**r, **d} for r, d in ask(FixedSpace(disentangle.space, {"model.anatomy_channels": "4"}), 5)]
+    assert [c["model.anatomy_channels"] for c in pinned] == [4] * 5
 
 
 def test_mmhvae_depth_and_gan_switch_decide_their_parameters():
