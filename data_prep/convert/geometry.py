@@ -57,12 +57,39 @@ def _nonzero_rows(matrix: np.ndarray) -> tuple[int, int]:
     return (int(hit[0]), int(hit[-1]) + 1) if hit.size else (0, 0)
 
 
+def _two_tap_sum(stack: np.ndarray, weights: np.ndarray, axis: int) -> np.ndarray:
+    """``stack`` resampled along ``axis`` by ``weights`` [n_out, n_in] (bilinear: at most two
+    adjacent non-zeros per row): each output is ``w0 * x[i] + w1 * x[i + 1]``.
+
+    Two elementwise products and one sum, not a matrix product: a BLAS product's last bits depend
+    on BLAS's thread count on some CPUs (2-core AMD EPYC, OpenBLAS 0.3.30: 1 and 2 threads differed,
+    and setting the count per thread did not hold under concurrent threads), while the store's
+    Dask tasks and ``raysys.predict`` must give the same bits. It is also 2 multiply-adds per
+    output instead of one per input pixel.
+    """
+    n_out, n_in = weights.shape
+    non_zero = weights != 0
+    first = np.where(non_zero.any(axis=1), non_zero.argmax(axis=1), 0)
+    second = np.minimum(first + 1, n_in - 1)
+    out_rows = np.arange(n_out)
+    w0 = weights[out_rows, first]
+    w1 = np.where(first + 1 < n_in, weights[out_rows, second], np.float32(0)).astype(np.float32)
+    shape = [1] * stack.ndim
+    shape[axis] = n_out
+    out = np.take(stack, first, axis=axis)
+    out *= w0.reshape(shape)
+    high = np.take(stack, second, axis=axis)
+    high *= w1.reshape(shape)
+    out += high
+    return out
+
+
 def fit_in_plane(stack: np.ndarray, size: tuple[int, int], order: int,
                  plane: tuple[int, int] | None = None, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
     """Zero-pad [Z, h, w] symmetrically to the aspect ratio of ``size``, then resize to [Z, H, W].
 
     ``order`` 1: bilinear with corners aligned (as ``scipy.ndimage.zoom(order=1)``), computed
-    as two small matrix products, which release the GIL so Dask threads run in parallel.
+    along columns then rows as two-tap sums (``_two_tap_sum``), the same bits on every machine.
     ``order`` 0: nearest neighbour (labels, masks). Nothing is cropped, so the whole field of
     view (and the whole brain) keeps one scale for every subject of one acquisition grid.
     ``plane``: ``stack`` is the window at ``offset`` (rows, columns) of slices of shape ``plane``
@@ -78,21 +105,15 @@ def fit_in_plane(stack: np.ndarray, size: tuple[int, int], order: int,
     if order == 1:
         rows = _linear_matrix(padded_h, size[0], top + offset[0], height)      # [H, h]
         cols = _linear_matrix(padded_w, size[1], left + offset[1], width)      # [W, w]
-        # rows in volume order (posterior first), row weights flipped to match: an axial view
-        # becomes C-ordered without a copy, and the sums over rows run in one order whatever the
-        # input's layout, so every layout of one stack gives the same bits
-        stack, rows = stack[:, ::-1, :], rows[:, ::-1]
-        stack = np.ascontiguousarray(stack, dtype=np.float32)           # no copy for an axial view
         # only output pixels with a non-zero weight on the window are computed (all of them
         # without a window); the others stay 0
         r0, r1 = _nonzero_rows(rows)
         c0, c1 = _nonzero_rows(cols)
         out = np.zeros((depth, *size), dtype=np.float32)
         if r1 > r0 and c1 > c0:
-            # columns first as ONE [Z*h, w] x [w, W] product, then rows per slice (batched)
-            along_columns = np.matmul(stack.reshape(depth * height, width), cols[c0:c1].T)
-            out[:, r0:r1, c0:c1] = np.matmul(np.ascontiguousarray(rows[r0:r1]),
-                                             along_columns.reshape(depth, height, c1 - c0))
+            stack = np.asarray(stack, dtype=np.float32)
+            along_columns = _two_tap_sum(stack, cols[c0:c1], axis=2)                  # [Z, h, c1 - c0]
+            out[:, r0:r1, c0:c1] = _two_tap_sum(along_columns, rows[r0:r1], axis=1)
         return out
     if order != 0:
         raise ValueError(f"order={order}: expected 0 (nearest) or 1 (linear)")
