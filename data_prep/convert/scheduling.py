@@ -27,8 +27,9 @@ def run(function: Callable[..., Any], arguments: Sequence[tuple], scheduler: str
     if scheduler in LOCAL_SCHEDULERS:
         # the scheduler function itself: a name makes dask import dask.distributed (~0.3 s) first
         get = named_schedulers.get(scheduler, scheduler)
-        # the Dask threads already use every core: BLAS threads on top of them (numpy's matmul in
-        # the resizing) oversubscribe the CPU and serialise on BLAS's own lock (measured: -15 %)
+        # the Dask threads already use every core: BLAS threads on top of them (the brain-mask
+        # estimate's saxpy; the resizing's matmul when this was measured: -15 %) oversubscribe the
+        # CPU and serialise on BLAS's own lock
         limit = threadpool_limits(1, user_api="blas") if scheduler == "threads" else contextlib.nullcontext()
         with limit:
             if progress:
